@@ -1,0 +1,42 @@
+"""The `replyrl` command line: one app, each area registers its commands from its own module."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+# Offline by default (DESIGN §6): nothing reaches the network at run time unless the user unsets it.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(
+    name="replyrl",
+    help="Post-train language models to write engaging, diverse, on-topic replies.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """replyrl: data -> rewards -> training -> evaluation -> report, one CLI on top."""
+
+
+from replyrl.cli import data as _data  # noqa: E402
+from replyrl.cli import evaluate as _evaluate  # noqa: E402
+from replyrl.cli import generate as _generate  # noqa: E402
+from replyrl.cli import pipeline as _pipeline  # noqa: E402
+from replyrl.cli import reward as _reward  # noqa: E402
+from replyrl.cli import serve as _serve  # noqa: E402
+from replyrl.cli import train as _train  # noqa: E402
+
+for _m in (_data, _generate, _reward, _train, _evaluate, _pipeline, _serve):
+    _m.register(app)
+
+
+def main() -> None:
+    app()

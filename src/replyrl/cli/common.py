@@ -1,0 +1,29 @@
+"""Shared CLI helpers: a console, and turning our errors into clean messages and exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Print known user-facing errors (bad data, bad config, missing model) without a traceback."""
+    from replyrl.config import ConfigError
+    from replyrl.models import ModelNotFoundError
+    from replyrl.records import DataError
+
+    try:
+        yield
+    except (DataError, ConfigError, ModelNotFoundError, FileNotFoundError) as e:
+        err_console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Data layer: importers, engagement labels, splits, preference pairs, synthetic sample."""

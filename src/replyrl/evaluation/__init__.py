@@ -1,0 +1,1 @@
+"""Evaluation: generation cache, metrics, alarms, judge, statistics, report."""

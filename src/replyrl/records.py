@@ -1,0 +1,333 @@
+"""The (tweet, reply, engagement) record and its validating loader (DESIGN §2).
+
+Every bad row becomes a `RowError` naming file, line, field, value and reason. By default the
+loader stops with all errors listed; with `skip_invalid=True` it keeps going and the caller can
+write the bad lines verbatim to a rejects file. Nothing is dropped without being counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from replyrl.io import atomic_write_bytes
+
+REQUIRED_TEXT = ("tweet_id", "tweet", "reply")
+COUNT_FIELDS = ("reply_likes", "reply_retweets", "tweet_likes", "reply_author_followers")
+OPTIONAL_STR = ("reply_id", "tweet_author", "reply_author", "created_at")
+KNOWN_FIELDS = (*REQUIRED_TEXT, *COUNT_FIELDS, "reply_time_diff_seconds", *OPTIONAL_STR)
+MAX_COUNT = 10**12  # beyond any real engagement count; larger values are corrupt data
+
+
+@dataclass
+class Record:
+    """One reply to one tweet with its engagement counts."""
+
+    tweet_id: str
+    """Groups the replies of one tweet; splits never put one tweet_id in two splits."""
+    tweet: str
+    """The tweet (post) text."""
+    reply: str
+    """The reply text."""
+    reply_likes: int
+    """Likes on the reply."""
+    reply_retweets: int = 0
+    """Retweets of the reply."""
+    tweet_likes: int = 0
+    """Likes on the tweet itself (its popularity, which the reply does not control)."""
+    reply_author_followers: int | None = None
+    """Followers of the reply's author, when known."""
+    reply_time_diff_seconds: float | None = None
+    """Seconds between tweet and reply, when known."""
+    reply_id: str | None = None
+    tweet_author: str | None = None
+    reply_author: str | None = None
+    created_at: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Unknown fields, passed through untouched."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        extra = d.pop("extra")
+        d = {k: v for k, v in d.items() if v is not None or k in REQUIRED_TEXT}
+        d.update(extra)
+        return d
+
+
+@dataclass
+class RowError:
+    """A bad row: where it is, which field, what value, and why."""
+
+    file: str
+    line: int
+    field: str | None
+    value: Any
+    reason: str
+
+    def __str__(self) -> str:
+        value = repr(self.value)
+        if len(value) > 80:
+            value = value[:77] + "..."
+        where = f"{self.file}:{self.line}"
+        fld = f" field '{self.field}'" if self.field else ""
+        return f"{where}:{fld} {self.reason} (value: {value})"
+
+
+class DataError(Exception):
+    """Raised when input data is invalid; carries every row error found (up to a cap)."""
+
+    def __init__(self, errors: list[RowError], total: int | None = None, hint: str = ""):
+        self.errors = errors
+        self.total = total if total is not None else len(errors)
+        shown = "\n".join(f"  {e}" for e in errors)
+        more = f"\n  ... and {self.total - len(errors)} more" if self.total > len(errors) else ""
+        super().__init__(f"{self.total} invalid row(s):\n{shown}{more}{hint}")
+
+
+@dataclass
+class LoadResult:
+    """What a load kept, what it rejected, and the duplicates it removed."""
+
+    records: list[Record]
+    errors: list[RowError]
+    rejected_lines: list[bytes]
+    duplicates: int
+    n_rows: int
+
+
+def parse_row(row: dict[str, Any], file: str, line: int) -> tuple[Record | None, list[RowError]]:
+    """Validate one row (a dict from JSON or CSV) into a Record, or return its errors."""
+    errs: list[RowError] = []
+
+    def err(fld: str | None, value: Any, reason: str) -> None:
+        errs.append(RowError(file, line, fld, value, reason))
+
+    if not isinstance(row, dict):
+        err(None, row, f"row is a JSON {type(row).__name__}, expected an object")
+        return None, errs
+    vals: dict[str, Any] = {}
+    for f in REQUIRED_TEXT:
+        v = row.get(f)
+        if f not in row:
+            err(f, None, "missing required field")
+        elif v is None:
+            err(f, v, "required field is null")
+        elif f == "tweet_id" and isinstance(v, int) and not isinstance(v, bool):
+            vals[f] = str(v)  # numeric ids are common in exports
+        elif not isinstance(v, str):
+            err(f, v, f"expected a string, got {type(v).__name__}")
+        elif not v.strip():
+            err(f, v, "empty text after stripping whitespace")
+        else:
+            vals[f] = v
+    for f in COUNT_FIELDS:
+        required = f == "reply_likes"
+        if f not in row or row[f] is None or row[f] == "":
+            if required:
+                err(f, row.get(f), "missing required field" if f not in row else "required field is empty")
+            continue
+        n, reason = _as_count(row[f])
+        if reason:
+            err(f, row[f], reason)
+        else:
+            vals[f] = n
+    t = row.get("reply_time_diff_seconds")
+    if t is not None and t != "":
+        x, reason = _as_number(t)
+        if reason:
+            err("reply_time_diff_seconds", t, reason)
+        elif x < 0:
+            err("reply_time_diff_seconds", t, "must be >= 0")
+        else:
+            vals["reply_time_diff_seconds"] = x
+    for f in OPTIONAL_STR:
+        v = row.get(f)
+        if v is None or v == "":
+            continue
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = str(v)
+        if not isinstance(v, str):
+            err(f, v, f"expected a string, got {type(v).__name__}")
+        else:
+            vals[f] = v
+    if errs:
+        return None, errs
+    extra = {k: v for k, v in row.items() if k not in KNOWN_FIELDS}
+    return Record(**vals, extra=extra), []
+
+
+def _as_count(v: Any) -> tuple[int, str]:
+    if isinstance(v, bool):
+        return 0, "expected an integer count, got a boolean"
+    if isinstance(v, str):
+        s = v.strip()
+        try:
+            v = int(s)
+        except ValueError:
+            try:
+                f = float(s)
+            except ValueError:
+                return 0, "expected an integer count, got text"
+            v = f
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return 0, "count is not finite"
+        if v != int(v):
+            return 0, "expected an integer count, got a fraction"
+        v = int(v)
+    if not isinstance(v, int):
+        return 0, f"expected an integer count, got {type(v).__name__}"
+    if v < 0:
+        return 0, "count must be >= 0"
+    if v > MAX_COUNT:
+        return 0, f"count is implausibly large (> {MAX_COUNT})"
+    return v, ""
+
+
+def _as_number(v: Any) -> tuple[float, str]:
+    if isinstance(v, bool):
+        return 0.0, "expected a number, got a boolean"
+    if isinstance(v, str):
+        try:
+            v = float(v.strip())
+        except ValueError:
+            return 0.0, "expected a number, got text"
+    if not isinstance(v, (int, float)):
+        return 0.0, f"expected a number, got {type(v).__name__}"
+    v = float(v)
+    if not math.isfinite(v):
+        return 0.0, "number is not finite"
+    return v, ""
+
+
+def _iter_raw_rows(path: Path):
+    """Yield (line_no, raw_bytes, row_or_None, error_reason) for JSONL(.gz) or CSV files."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    name = path.name[:-3] if path.suffix == ".gz" else path.name
+    with opener(path, "rb") as f:
+        data = f.read()
+    if name.endswith(".csv"):
+        yield from _iter_csv(data)
+        return
+    for i, raw in enumerate(data.splitlines(keepends=True), start=1):
+        body = raw.rstrip(b"\r\n")
+        if i == 1 and body.startswith(b"\xef\xbb\xbf"):
+            body = body[3:]  # a UTF-8 BOM is harmless; strip it rather than reject line 1
+        if not body.strip():
+            continue
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield i, raw, None, f"invalid UTF-8 at byte {e.start}"
+            continue
+        try:
+            row = json.loads(text, parse_constant=_reject_constant)
+        except (json.JSONDecodeError, ValueError) as e:
+            yield i, raw, None, f"line is not valid JSON ({e})"
+            continue
+        yield i, raw, row, ""
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _iter_csv(data: bytes):
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        yield line, b"", None, f"invalid UTF-8 at byte {e.start}"
+        return
+    lines = text.splitlines(keepends=True)
+    reader = csv.reader(io.StringIO(text))
+    header: list[str] | None = None
+    for cells in reader:
+        line = reader.line_num
+        raw = lines[line - 1].encode("utf-8") if line - 1 < len(lines) else b""
+        if header is None:
+            header = [h.strip() for h in cells]
+            missing = [f for f in (*REQUIRED_TEXT, "reply_likes") if f not in header]
+            if missing:
+                yield line, raw, None, f"CSV header lacks required column(s): {', '.join(missing)}"
+                return
+            continue
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            yield line, raw, None, f"CSV row has {len(cells)} cells, header has {len(header)}"
+            continue
+        yield line, raw, dict(zip(header, cells)), ""
+
+
+def load_records(
+    path: str | Path,
+    skip_invalid: bool = False,
+    max_errors: int = 50,
+) -> LoadResult:
+    """Load and validate records from JSONL, JSONL.gz or CSV.
+
+    Args:
+        path: the data file.
+        skip_invalid: keep going past bad rows (they are returned in `rejected_lines`).
+        max_errors: how many errors an exception lists before summarising the rest.
+
+    Returns:
+        A LoadResult; duplicates (same tweet_id and reply) are removed keeping the first row.
+
+    Raises:
+        DataError: any bad row when `skip_invalid` is False.
+        FileNotFoundError: the file does not exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"data file not found: {path}")
+    records: list[Record] = []
+    errors: list[RowError] = []
+    rejected: list[bytes] = []
+    seen: set[tuple[str, str]] = set()
+    dups = n_rows = 0
+    for line, raw, row, reason in _iter_raw_rows(path):
+        n_rows += 1
+        if reason:
+            row_errs = [RowError(str(path), line, None, raw[:80].decode("utf-8", "replace"), reason)]
+            rec = None
+        else:
+            rec, row_errs = parse_row(row, str(path), line)
+        if row_errs:
+            errors.extend(row_errs)
+            rejected.append(raw if raw.endswith(b"\n") else raw + b"\n")
+            continue
+        key = (rec.tweet_id, rec.reply.strip())
+        if key in seen:
+            dups += 1
+            continue
+        seen.add(key)
+        records.append(rec)
+    if errors and not skip_invalid:
+        raise DataError(errors[:max_errors], total=len(errors),
+                        hint="\nFix these rows, or pass --skip-invalid to write them to a rejects file.")
+    return LoadResult(records, errors, rejected, dups, n_rows)
+
+
+def write_rejects(path: str | Path, rejected_lines: list[bytes]) -> Path:
+    """Write bad lines verbatim (bytes as read) to a rejects file."""
+    return atomic_write_bytes(path, b"".join(rejected_lines))
+
+
+def write_records(path: str | Path, records: list[Record]) -> Path:
+    """Write records as JSONL (gzip when the name ends in .gz), atomically."""
+    path = Path(path)
+    text = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records)
+    data = text.encode("utf-8")
+    if path.suffix == ".gz":
+        data = gzip.compress(data, mtime=0)
+    return atomic_write_bytes(path, data)

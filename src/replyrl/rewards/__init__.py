@@ -1,0 +1,1 @@
+"""Rewards: heuristic, learned (regression and Bradley-Terry), composite, diversity credit."""

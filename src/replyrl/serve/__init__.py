@@ -1,0 +1,1 @@
+"""Serving replies to people: suggest, the local web app, feedback."""

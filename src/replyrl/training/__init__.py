@@ -1,0 +1,1 @@
+"""Training: one objective (SFT + policy gradient + diversity credit + KL) on TRL."""
