@@ -1,0 +1,225 @@
+"""Typed training config: one dataclass per section, loaded from YAML with `_base_` inheritance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from replyrl.models import DEFAULT_INSTRUCTION
+from replyrl.training.objective import ObjectiveConfig
+
+Recipe = Literal["sft", "polychromic", "grpo", "hybrid", "dpo"]
+
+
+@dataclass
+class DataConfig:
+    """Where the training records come from and which of them a recipe uses."""
+
+    path: str = ""
+    """Records file (JSONL/CSV); empty means the synthetic sample (`replyrl data synth`)."""
+    split: Literal["auto", "all", "sft", "rl"] = "auto"
+    """Which phase split to train on: auto = sft for sft/dpo, rl for RL recipes; all = every record."""
+    split_seed: int = 0
+    """Seed of the tweet-level split (must match the one used for reward models and evaluation)."""
+    label: Literal["ratio", "log", "residual", "rank"] = "residual"
+    """Engagement label used to pick reference replies and strata."""
+    sft_replies: Literal["best", "top_half", "all"] = "top_half"
+    """SFT targets: each tweet's best reply, its replies at or above the tweet's median label, or all."""
+    quartiles: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    """Stratified GRPO: train only on tweets whose engagement quartile (1 = lowest) is listed."""
+    max_tweets: int = 0
+    """Cap on training tweets (0 = no cap), for quick runs."""
+    instruction: str = DEFAULT_INSTRUCTION
+    """System instruction of every prompt."""
+
+    def __post_init__(self):
+        if not self.quartiles or any(q not in (1, 2, 3, 4) for q in self.quartiles):
+            raise ValueError(f"data.quartiles must be a non-empty subset of [1, 2, 3, 4], got {self.quartiles}")
+        if self.max_tweets < 0:
+            raise ValueError(f"data.max_tweets must be >= 0, got {self.max_tweets}")
+
+
+@dataclass
+class ModelConfig:
+    """The policy and its LoRA adapter."""
+
+    name: str = "default"
+    """HF id or local path; 'default' is the packaged SmolLM2-135M-Instruct."""
+    init_adapter: str = ""
+    """Start from this LoRA adapter folder (e.g. the SFT run's) instead of a fresh adapter."""
+    lora_r: int = 8
+    """LoRA rank."""
+    lora_alpha: int = 16
+    """LoRA scaling numerator."""
+    lora_dropout: float = 0.0
+    """LoRA dropout (0 keeps CPU runs deterministic)."""
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    """Modules that get LoRA adapters."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Weight dtype (bfloat16 on GPU)."""
+
+    def __post_init__(self):
+        if self.lora_r < 1 or self.lora_alpha < 1:
+            raise ValueError("model.lora_r and model.lora_alpha must be >= 1")
+
+
+@dataclass
+class AdaptiveKLConfig:
+    """Adaptive KL: raise the KL coefficient when KL exceeds its target, lower it below half."""
+
+    enabled: bool = False
+    """Turn the controller on (needs grpo.kl_coef > 0)."""
+    target: float = 0.05
+    """Target KL per token."""
+    up: float = 1.5
+    """Multiplier when KL > target."""
+    down: float = 0.8
+    """Multiplier when KL < target / 2."""
+    min_coef: float = 0.001
+    """Lower bound of the coefficient."""
+    max_coef: float = 1.0
+    """Upper bound of the coefficient."""
+
+    def __post_init__(self):
+        if self.target <= 0 or self.up <= 1 or not 0 < self.down < 1 or not 0 < self.min_coef <= self.max_coef:
+            raise ValueError("grpo.adaptive_kl: need target > 0, up > 1, 0 < down < 1, 0 < min_coef <= max_coef")
+
+
+@dataclass
+class GRPOSection:
+    """Rollout and policy-gradient settings passed to TRL's GRPOConfig (all set explicitly)."""
+
+    num_generations: int = 4
+    """K completions per prompt."""
+    prompts_per_step: int = 2
+    """Prompts per optimizer step per device (batch = prompts_per_step × K completions)."""
+    max_completion_length: int = 32
+    """Token budget per completion."""
+    temperature: float = 1.0
+    """Sampling temperature of rollouts."""
+    top_p: float = 1.0
+    """Nucleus mass of rollouts."""
+    kl_coef: float = 0.04
+    """KL leash to the frozen reference (TRL's `beta`; k3 estimator)."""
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = "grpo"
+    """TRL loss aggregation; 'grpo' is the seed's (TRL's default is 'dapo')."""
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    """Advantage scaling: by the group's std (seed GRPO), the batch's, or none (Dr. GRPO)."""
+    epsilon: float = 0.2
+    """Lower clip range of the probability ratio."""
+    epsilon_high: float = 0.2
+    """Upper clip range (DAPO's clip-higher when larger than epsilon)."""
+    num_iterations: int = 1
+    """Policy updates per generation batch (μ in the GRPO paper)."""
+    entropy_coef: float = 0.0
+    """TRL's entropy bonus coefficient (0 = off)."""
+    use_adaptive_entropy: bool = False
+    """TRL's adaptive entropy controller."""
+    adaptive_kl: AdaptiveKLConfig = field(default_factory=AdaptiveKLConfig)
+    """Our adaptive KL controller (TRL has none)."""
+    use_vllm: bool = False
+    """Generate with vLLM (GPU only)."""
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    """vLLM mode when use_vllm."""
+
+    def __post_init__(self):
+        if self.num_generations < 2:
+            raise ValueError(f"grpo.num_generations must be >= 2 (groups need siblings), got {self.num_generations}")
+        if self.prompts_per_step < 1 or self.max_completion_length < 1:
+            raise ValueError("grpo.prompts_per_step and grpo.max_completion_length must be >= 1")
+        if self.kl_coef < 0 or self.epsilon <= 0 or self.epsilon_high <= 0:
+            raise ValueError("grpo.kl_coef must be >= 0 and grpo.epsilon(_high) > 0")
+        if self.adaptive_kl.enabled and self.kl_coef == 0:
+            raise ValueError("grpo.adaptive_kl.enabled needs grpo.kl_coef > 0 (with 0 TRL loads no reference model)")
+
+
+@dataclass
+class DPOSection:
+    """DPO on engagement preference pairs (TRL DPOTrainer)."""
+
+    beta: float = 0.1
+    """DPO temperature β."""
+    pair_ratio: float = 2.0
+    """A reply is preferred when its engagement is at least this multiple of the other's."""
+    max_pairs_per_tweet: int = 8
+    """Cap of pairs per tweet so a viral tweet does not dominate."""
+    batch_size: int = 4
+    """Pairs per optimizer step per device."""
+
+    def __post_init__(self):
+        if self.beta <= 0 or self.pair_ratio < 1 or self.max_pairs_per_tweet < 1:
+            raise ValueError("dpo: need beta > 0, pair_ratio >= 1, max_pairs_per_tweet >= 1")
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer, schedule, logging and checkpoints."""
+
+    learning_rate: float = 1e-4
+    """AdamW learning rate of the LoRA weights."""
+    max_steps: int = 30
+    """Optimizer steps."""
+    batch_size: int = 4
+    """SFT examples per optimizer step per device."""
+    gradient_accumulation_steps: int = 1
+    """Micro-batches per optimizer step."""
+    warmup_steps: int = 0
+    """Linear warm-up steps."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping."""
+    logging_steps: int = 1
+    """Log every N steps."""
+    save_steps: int = 10
+    """Checkpoint every N steps (resume restarts from the last one)."""
+    save_total_limit: int = 2
+    """Checkpoints kept."""
+    sample_every: int = 10
+    """Write the latest rollouts (or SFT samples) to samples.jsonl every N steps (0 = off)."""
+    bf16: bool = False
+    """bf16 mixed precision (GPU)."""
+    use_cpu: bool = True
+    """Force CPU (the laptop profile)."""
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    """Loggers: tensorboard, and wandb only when asked."""
+
+    def __post_init__(self):
+        if self.max_steps < 1 or self.learning_rate <= 0 or self.batch_size < 1:
+            raise ValueError("optim: need max_steps >= 1, learning_rate > 0, batch_size >= 1")
+        if self.save_steps < 1 or self.logging_steps < 1 or self.gradient_accumulation_steps < 1:
+            raise ValueError("optim: save_steps, logging_steps and gradient_accumulation_steps must be >= 1")
+        if self.bf16 and self.use_cpu:
+            raise ValueError("optim.bf16 needs a GPU: set optim.use_cpu=false (or bf16=false on CPU)")
+
+
+@dataclass
+class TrainConfig:
+    """One training run: recipe, data, model, objective, reward and trainer settings."""
+
+    name: str = "run"
+    """Experiment name; the run writes to <output_dir>/<name>/seed_<seed>/."""
+    recipe: Recipe = "grpo"
+    """sft | polychromic | grpo | hybrid | dpo."""
+    seed: int = 0
+    """Seed of weights init, sampling and data order."""
+    output_dir: str = "output/experiments"
+    """Root of experiment folders."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Training data."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Policy and LoRA."""
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    """α, β, λ and the diversity credit."""
+    reward: dict = field(default_factory=dict)
+    """Reward config (replyrl.rewards.build.RewardConfig fields)."""
+    grpo: GRPOSection = field(default_factory=GRPOSection)
+    """Rollouts and policy gradient."""
+    dpo: DPOSection = field(default_factory=DPOSection)
+    """DPO settings."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimizer and logging."""
+
+    def __post_init__(self):
+        if not self.name or "/" in self.name:
+            raise ValueError(f"name must be a non-empty folder name, got {self.name!r}")
+        if self.recipe in ("polychromic", "grpo", "hybrid"):
+            self.objective.resolved(self.recipe)  # fails early on all-zero weights
