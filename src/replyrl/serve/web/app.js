@@ -1,0 +1,131 @@
+// The page's logic: ask /api/suggest, draw one card per reply, record a pick with /api/feedback.
+"use strict";
+const $ = (id) => document.getElementById(id);
+let last = null; // the latest answer, so a pick can name the replies passed over
+
+function setStatus(text, isError = false) {
+  $("status").textContent = text;
+  $("status").className = isError ? "error" : "";
+}
+
+// FastAPI answers 422 with {message, fields}, 503 with {detail}; show one readable sentence.
+function errorText(status, body) {
+  if (body && body.message) return `${status}: ${body.message}`;
+  if (body && typeof body.detail === "string") return `${status}: ${body.detail}`;
+  return `request failed (${status})`;
+}
+
+async function postJSON(url, payload) {
+  const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload) });
+  let body = null;
+  try { body = await res.json(); } catch (_) { /* a non-JSON error page */ }
+  if (!res.ok) throw new Error(errorText(res.status, body));
+  return body;
+}
+
+// Scores of the heuristic reward lie in [0, 1]; a composite or learned total may not, so then
+// the bar is relative to the shown replies (the number beside it stays the absolute score).
+function barWidths(scores) {
+  const lo = Math.min(...scores), hi = Math.max(...scores);
+  if (lo >= 0 && hi <= 1) return scores.map((s) => s);
+  return scores.map((s) => (hi > lo ? 0.1 + 0.9 * (s - lo) / (hi - lo) : 1));
+}
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text; // textContent: model output is never parsed as HTML
+  return e;
+}
+
+function render(data) {
+  const cards = $("cards");
+  cards.replaceChildren();
+  const widths = barWidths(data.suggestions.map((s) => s.score));
+  data.suggestions.forEach((s, i) => {
+    const card = el("article", "card");
+    card.dataset.index = String(i);
+    card.appendChild(el("p", "reply", s.reply));
+    const line = el("div", "scoreline");
+    line.appendChild(el("strong", "rank", `#${i + 1}`));
+    const bar = el("div", "bar");
+    const fill = el("span");
+    fill.style.width = `${Math.round(100 * Math.max(0, Math.min(1, widths[i])))}%`;
+    bar.appendChild(fill);
+    line.appendChild(bar);
+    line.appendChild(el("span", "total", s.score.toFixed(3)));
+    card.appendChild(line);
+    const comps = el("div", "components");
+    for (const [name, v] of Object.entries(s.components)) comps.appendChild(el("span", "", `${name} ${v.toFixed(2)}`));
+    card.appendChild(comps);
+    const actions = el("div", "actions");
+    const copy = el("button", "secondary copy", "Copy");
+    copy.type = "button";
+    copy.addEventListener("click", () => copyText(s.reply, copy));
+    const pick = el("button", "pick", "I'd post this");
+    pick.type = "button";
+    pick.addEventListener("click", () => choose(i, card, pick));
+    actions.append(copy, pick);
+    card.appendChild(actions);
+    cards.appendChild(card);
+  });
+  setStatus(`${data.suggestions.length} replies from ${data.n_sampled} sampled (${data.n_distinct} distinct) in ${data.seconds.toFixed(1)} s`);
+}
+
+async function copyText(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (_) { // clipboard API needs a secure context; fall back to a hidden textarea
+    const t = el("textarea");
+    t.value = text;
+    document.body.appendChild(t);
+    t.select();
+    document.execCommand("copy");
+    t.remove();
+  }
+  button.textContent = "Copied";
+  setTimeout(() => { button.textContent = "Copy"; }, 1200);
+}
+
+async function choose(i, card, button) {
+  if (!last) return;
+  const chosen = last.suggestions[i];
+  const others = last.suggestions.filter((_, j) => j !== i).map((s) => ({ reply: s.reply, score: s.score }));
+  button.disabled = true;
+  try {
+    const r = await postJSON("/api/feedback", { tweet: last.tweet, chosen: { reply: chosen.reply, score: chosen.score }, others });
+    card.classList.add("chosen");
+    button.textContent = "Saved ✓";
+    setStatus(`Saved your pick: ${r.rows} preference pair${r.rows === 1 ? "" : "s"} added to ${r.file}`);
+  } catch (e) {
+    button.disabled = false;
+    setStatus(e.message, true);
+  }
+}
+
+async function suggest(ev) {
+  ev.preventDefault();
+  const tweet = $("tweet").value;
+  const k = Number($("k").value), temperature = Number($("temperature").value);
+  $("suggest").disabled = true;
+  setStatus("Sampling replies…");
+  try {
+    last = await postJSON("/api/suggest", { tweet, k, temperature });
+    render(last);
+  } catch (e) {
+    setStatus(e.message, true);
+  } finally {
+    $("suggest").disabled = false;
+  }
+}
+
+function init() {
+  $("form").addEventListener("submit", suggest);
+  $("k").addEventListener("input", () => { $("k-out").textContent = $("k").value; });
+  $("temperature").addEventListener("input", () => { $("t-out").textContent = Number($("temperature").value).toFixed(1); });
+  fetch("/healthz").then((r) => r.json()).then((h) => {
+    $("meta").textContent = `model: ${h.model} · ranked by: ${h.reward}`;
+  }).catch(() => { $("meta").textContent = "server unreachable"; });
+}
+
+document.addEventListener("DOMContentLoaded", init);
