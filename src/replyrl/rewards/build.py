@@ -1,0 +1,147 @@
+"""`RewardConfig` and `build_reward(cfg)`: the one way training, evaluation and serving get a reward.
+
+    kind: heuristic   -> HeuristicReward (no training)
+    kind: learned     -> the reward model folder `model`, raw head score
+    kind: composite   -> learned_weight·z(learned) + heuristic_weight·z(heuristic) (composite.py);
+                         with no `model` it falls back to the heuristic alone, and says so
+
+A config is a YAML file (`configs/reward/*.yaml`, loaded with `replyrl.config.load_config`) or the
+`reward:` section of a training config. `diversity.mode` other than `none` wraps the reward with the
+group diversity credit (diversity.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from replyrl.rewards.heuristic import HeuristicConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DiversityConfig:
+    """Group diversity credit added to the reward (DESIGN §4)."""
+
+    mode: Literal["none", "additive", "multiplicative", "set"] = "none"
+    """`none`, or how the credit combines with the reward."""
+    lam: float = 0.2
+    """Diversity weight λ."""
+    floor: float = 0.05
+    """Cosine distances below this count as 0 (short replies make embedding distance noisy)."""
+    min_chars: int = 10
+    """Completions shorter than this get no diversity credit."""
+    subset_size: int | None = None
+    """`set` mode: subset size m (default max(2, K // 2))."""
+    max_subsets: int = 64
+    """`set` mode: enumerate all subsets up to this many, else sample this many (seeded)."""
+    seed: int = 0
+    """`set` mode: subset sampling seed."""
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.lam) or self.lam < 0:
+            raise ValueError(f"diversity.lam must be finite and >= 0, got {self.lam}")
+        if not 0 <= self.floor < 2:
+            raise ValueError(f"diversity.floor must be in [0, 2) (cosine distance), got {self.floor}")
+        if self.min_chars < 0 or self.max_subsets < 1:
+            raise ValueError("diversity.min_chars must be >= 0 and max_subsets >= 1")
+        if self.subset_size is not None and self.subset_size < 2:
+            raise ValueError(f"diversity.subset_size must be >= 2, got {self.subset_size}")
+
+
+@dataclass
+class RewardConfig:
+    """Which engagement reward to build and how to weigh its parts."""
+
+    kind: Literal["heuristic", "learned", "composite"] = "composite"
+    """heuristic | learned | composite."""
+    model: str | None = None
+    """Reward model folder (from `replyrl reward train`); needed by `learned`, optional for `composite`."""
+    learned_weight: float = 0.6
+    """Composite: weight of the normalized learned score (check `reward validate` before trusting it)."""
+    heuristic_weight: float = 0.4
+    """Composite: weight of the normalized heuristic score."""
+    heuristic: HeuristicConfig = field(default_factory=HeuristicConfig)
+    """Heuristic component weights and length shape."""
+    encoder: str | None = None
+    """Sentence encoder for the heuristic's relevance (None: the packaged all-MiniLM-L6-v2)."""
+    cache: bool = True
+    """Cache embeddings by text (each distinct text encoded once per run)."""
+    diversity: DiversityConfig = field(default_factory=DiversityConfig)
+    """Optional group diversity credit."""
+
+    def __post_init__(self) -> None:
+        for k in ("learned_weight", "heuristic_weight"):
+            v = getattr(self, k)
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"{k} must be finite and >= 0, got {v}")
+        if self.kind == "learned" and not self.model:
+            raise ValueError("kind=learned needs `model`: a folder written by `replyrl reward train`")
+        if self.kind == "composite" and self.learned_weight + self.heuristic_weight <= 0:
+            raise ValueError("composite reward: learned_weight + heuristic_weight must be > 0")
+
+
+def build_reward(cfg: RewardConfig | None = None, embeddings: Any = None) -> Any:
+    """The reward callable described by `cfg` (TRL reward signature; `.score(tweets, replies)` too).
+
+    Args:
+        cfg: the reward config (default: composite, heuristic alone when no model is given).
+        embeddings: an EmbeddingCache to share (e.g. with evaluation metrics); default a new one.
+    """
+    from pathlib import Path
+
+    from replyrl.rewards.composite import Component, CompositeReward
+    from replyrl.rewards.embeddings import EmbeddingCache
+    from replyrl.rewards.heuristic import HeuristicReward
+    from replyrl.rewards.learned import load_reward_model
+
+    cfg = cfg or RewardConfig()
+    if cfg.model and not Path(cfg.model).exists():
+        raise FileNotFoundError(f"reward model folder not found: {cfg.model} (train one with `replyrl reward train`)")
+    model = None
+    if cfg.model and cfg.kind != "heuristic":
+        model = load_reward_model(cfg.model)
+    enc_name = cfg.encoder if cfg.encoder else (model.encoder_name if model is not None else None)
+    if embeddings is None:
+        embeddings = EmbeddingCache(encoder_name=enc_name, enabled=cfg.cache)
+    if model is not None:
+        if (model.encoder_name or None) != (enc_name or None):
+            model.embeddings = EmbeddingCache(encoder_name=model.encoder_name, enabled=cfg.cache)
+        else:
+            model.embeddings = embeddings
+    heuristic = HeuristicReward(cfg.heuristic, embeddings=embeddings)
+
+    if cfg.kind == "heuristic":
+        reward: Any = heuristic
+    elif cfg.kind == "learned":
+        reward = model
+    elif model is None or cfg.learned_weight == 0:
+        if cfg.kind == "composite" and model is None:
+            log.warning("composite reward without a reward model: using the heuristic alone")
+        reward = CompositeReward([Component("heuristic", heuristic, 1.0)], embeddings=embeddings)
+    else:
+        meta = model.meta
+        parts = [Component("learned", model, cfg.learned_weight, float(meta.get("score_mean", 0.0)),
+                           float(meta.get("score_std", 1.0)) or 1.0)]
+        if cfg.heuristic_weight > 0:
+            parts.append(Component("heuristic", heuristic, cfg.heuristic_weight,
+                                   float(meta.get("heuristic_mean", 0.0)),
+                                   float(meta.get("heuristic_std", 1.0)) or 1.0))
+        missing = [k for k in ("score_mean", "heuristic_mean") if k not in meta]
+        if missing:
+            log.warning("reward model %s lacks %s: those components are used without normalization",
+                        cfg.model, missing)
+        log.info("composite reward: %s", ", ".join(f"{p.name}={p.weight}" for p in parts))
+        reward = CompositeReward(parts, embeddings=embeddings)
+
+    d = cfg.diversity
+    if d.mode != "none":
+        from replyrl.rewards.diversity import with_diversity_credit
+
+        reward = with_diversity_credit(reward, d.mode, d.lam, encoder=embeddings, floor=d.floor,
+                                       min_chars=d.min_chars, subset_size=d.subset_size,
+                                       max_subsets=d.max_subsets, seed=d.seed)
+    return reward
