@@ -128,7 +128,8 @@ def test_feedback_rows_are_preference_pairs(served):
     for x in rows:
         assert x["tweet_id"] == feedback_tweet_id(TWEET) and x["tweet_id"].startswith("feedback:") and len(x["tweet_id"]) == 21
         assert x["tweet"] == TWEET and x["margin"] == 1.0 and x["source"] == "feedback" and x["model"] == "fake"
-        assert x["chosen_score"] == 0.8 and x["rejected_score"] in (0.5, 0.4)
+        assert x["chosen_score"] is None and x["rejected_score"] is None  # no like counts for a pick
+        assert x["chosen_reward"] == 0.8 and x["rejected_reward"] in (0.5, 0.4)
         assert x["time"].endswith("Z")
     assert client.get("/healthz").json()["feedback_rows"] == 2
 

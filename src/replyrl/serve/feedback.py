@@ -9,7 +9,9 @@ trains on it as it does on engagement-ranked pairs.
   so pair caps per tweet and tweet-level splits treat a person's repeated picks as one tweet.
 - `margin` is 1.0: engagement pairs carry a ratio of engagement scores, but a human choice has no
   such magnitude; 1.0 marks "preferred" without claiming how strongly.
-- `chosen_score` / `rejected_score` are the ranking scores the page showed (informational only).
+- `chosen_score` / `rejected_score` are null: in the pair format they are engagement scores (likes +
+  2·retweets, >= 0) and a human pick has none. The reward scores the page showed are kept as
+  `chosen_reward` / `rejected_reward` (informational; a composite reward may be negative).
 
 The file is an append-only log, not an artifact, so it is not rewritten atomically (that would be
 O(file) per click); instead every append takes a thread lock (requests run in a thread pool) and an
@@ -30,8 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from replyrl.data.pairs import Pair
+
 FEEDBACK_MARGIN = 1.0
-PAIR_FIELDS = ("tweet_id", "tweet", "chosen", "rejected", "chosen_score", "rejected_score", "margin")
 
 
 @dataclass
@@ -62,12 +65,10 @@ def feedback_rows(tweet: str, chosen: Shown, others: Sequence[Shown], model: str
     rows = []
     for o in others:
         if o.reply.strip() == chosen.reply.strip():
-            continue
-        rows.append({
-            "tweet_id": tid, "tweet": tweet, "chosen": chosen.reply, "rejected": o.reply,
-            "chosen_score": float(chosen.score), "rejected_score": float(o.score), "margin": FEEDBACK_MARGIN,
-            "source": "feedback", "model": model, "time": stamp,
-        })
+            continue  # read_pairs rejects a pair of identical texts; it says nothing anyway
+        extra = {"source": "feedback", "model": model, "time": stamp,
+                 "chosen_reward": float(chosen.score), "rejected_reward": float(o.score)}
+        rows.append(Pair(tid, tweet, chosen.reply, o.reply, None, None, FEEDBACK_MARGIN, extra).to_dict())
     return rows
 
 

@@ -28,12 +28,12 @@ def build_ranker(reward_dir: str | Path | None, embeddings: Any = None) -> Rewar
         fn = build_reward(RewardConfig(kind="heuristic"), embeddings=embeddings)
         return RewardRanker(fn, "heuristic")
     path = Path(reward_dir).expanduser()
-    if not (path / "config.json").exists():
+    if not (path / "config.json").is_file():
         raise FileNotFoundError(
             f"no reward model in {path} (config.json missing); train one with `replyrl reward train` "
             "or leave out --reward to rank by the heuristic reward"
         )
-    fn = build_reward(RewardConfig(kind="composite", model_dir=str(path)), embeddings=embeddings)
+    fn = build_reward(RewardConfig(kind="composite", model=str(path)), embeddings=embeddings)
     return RewardRanker(fn, f"composite({path.name})")
 
 
