@@ -1,0 +1,131 @@
+"""The generation cache: n sampled replies per test tweet, one JSONL line per tweet.
+
+A cache file is keyed by the model (its path plus the size and mtime of its weight and config
+files, so a retrained adapter in the same folder gets a new key) and by the sampling config. Re-
+running an evaluation reads the lines it has and generates only the tweets that are missing, so
+metrics can be recomputed without generating again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from replyrl.generation import SamplingConfig
+from replyrl.io import read_jsonl, write_jsonl
+
+
+@dataclass
+class EvalTweet:
+    """One test tweet with its human replies, best-engaged first."""
+
+    tweet_id: str
+    """The tweet's id."""
+    tweet: str
+    """The tweet text."""
+    references: list[str]
+    """Human replies, sorted by engagement (likes + 2·retweets), highest first."""
+    synthetic: bool = False
+    """True when the records carry `source: synthetic` (the simulated audience is a gold)."""
+
+    @property
+    def reference(self) -> str:
+        """The human reference reply: the best-engaged one."""
+        return self.references[0]
+
+
+def group_tweets(records, max_tweets: int | None = None) -> list[EvalTweet]:
+    """Group test records by tweet_id (in order of first appearance), references by engagement."""
+    groups: dict[str, list] = {}
+    for r in records:
+        groups.setdefault(r.tweet_id, []).append(r)
+    out = []
+    for tid, recs in groups.items():
+        # Stable sort: ties keep file order, so the reference is deterministic.
+        recs = sorted(recs, key=lambda r: -(r.reply_likes + 2 * r.reply_retweets))
+        out.append(EvalTweet(tid, recs[0].tweet, [r.reply for r in recs],
+                             any(r.extra.get("source") == "synthetic" for r in recs)))
+    if not out:
+        raise ValueError("the test data has no records; pass a non-empty --data file")
+    return out[:max_tweets] if max_tweets else out
+
+
+def model_fingerprint(path: str | None) -> dict:
+    """What identifies a model for caching: its resolved path and its files' sizes and mtimes."""
+    from replyrl.models import DEFAULT_POLICY, resolve_policy
+
+    name = path or DEFAULT_POLICY
+    p = Path(name).expanduser()
+    if not p.exists() and name in ("default", DEFAULT_POLICY):
+        p = Path(resolve_policy(None))
+    files = {}
+    if p.is_dir():
+        for f in sorted(p.iterdir()):
+            if f.suffix in (".safetensors", ".json", ".bin") and f.is_file():
+                st = f.stat()
+                files[f.name] = [st.st_size, int(st.st_mtime)]
+    return {"model": str(p.resolve()) if p.exists() else name, "files": files}
+
+
+def cache_key(model_path: str | None, sampling: SamplingConfig) -> str:
+    """A short hash of the model fingerprint and the sampling config."""
+    payload = {"model": model_fingerprint(model_path), "sampling": dataclasses.asdict(sampling)}
+    # batch_prompts changes speed, not the replies' distribution: keep it out of the key.
+    payload["sampling"].pop("batch_prompts", None)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_path(cache_dir: str | Path, name: str, model_path: str | None,
+               sampling: SamplingConfig) -> Path:
+    """`<cache_dir>/<name>-<key>.jsonl`."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return Path(cache_dir) / f"{safe}-{cache_key(model_path, sampling)}.jsonl"
+
+
+Generator = Callable[[list[str]], list[list[str]]]
+"""Maps tweets to n replies each (a loaded policy, or a fake one in tests)."""
+
+
+def policy_generator(model_path: str | None, sampling: SamplingConfig, device: str = "cpu") -> Generator:
+    """A generator that loads the policy on first use (a full cache hit loads nothing)."""
+    state: dict = {}
+
+    def gen(tweets: list[str]) -> list[list[str]]:
+        from replyrl.generation import generate_replies
+        from replyrl.models import load_policy
+
+        if "model" not in state:
+            state["model"], state["tok"] = load_policy(model_path, device=device)
+        return generate_replies(state["model"], state["tok"], tweets, sampling, progress=True)
+
+    return gen
+
+
+def cached_generations(path: Path, tweets: Sequence[EvalTweet], generate: Generator,
+                       n: int) -> list[dict]:
+    """Replies for every tweet, from the cache file where present, generating the rest.
+
+    Returns one row per tweet, in the order of `tweets`:
+    `{tweet_id, tweet, reference, references, replies}`.
+    """
+    have: dict[str, dict] = {}
+    if path.exists():
+        for row in read_jsonl(path):
+            if len(row.get("replies", [])) == n:
+                have[row["tweet_id"]] = row
+    missing = [t for t in tweets if t.tweet_id not in have or have[t.tweet_id]["tweet"] != t.tweet]
+    if missing:
+        replies = generate([t.tweet for t in missing])
+        if len(replies) != len(missing) or any(len(r) != n for r in replies):
+            raise RuntimeError(f"generator returned {len(replies)} reply lists for {len(missing)} "
+                               f"tweets (expected {n} replies each)")
+        for t, rs in zip(missing, replies):
+            have[t.tweet_id] = {"tweet_id": t.tweet_id, "tweet": t.tweet, "reference": t.reference,
+                                "references": t.references, "replies": list(rs)}
+        # Rewrite the whole file atomically: a kill mid-write never leaves a torn line.
+        write_jsonl(path, list(have.values()))
+    return [have[t.tweet_id] for t in tweets]

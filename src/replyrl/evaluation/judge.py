@@ -1,0 +1,213 @@
+"""LLM-as-judge: pairwise candidate-vs-reference preference with position swap (DESIGN §5).
+
+Each (tweet, candidate, reference) is judged twice, candidate first and reference first, and the
+two probabilities that the candidate is better are averaged, which cancels the judge's position
+bias (Zheng et al. 2023, "Judging LLM-as-a-Judge", §3.3). Backends:
+
+- `local` (default, offline): a HF causal LM; the preference is read from the next-token
+  log-probabilities of the answer tokens "A" and "B" after the chat prompt, so no sampling and
+  no parsing is involved.
+- `openai` (any OpenAI-compatible `/chat/completions`) and `anthropic` (`/v1/messages`): plain
+  HTTP with urllib. The key is read from the environment variable named in the config, sent only
+  in the request header, and never logged, cached or written.
+
+Every verdict is cached on disk keyed by backend, model, prompt and the ordered pair.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from replyrl.io import atomic_write_json
+
+JUDGE_SYSTEM = "You are a careful judge of social media replies. Answer with a single letter."
+JUDGE_TEMPLATE = (
+    "Tweet: {tweet}\n\nReply A: {a}\n\nReply B: {b}\n\n"
+    "Which reply is more engaging, specific and on-topic for this tweet? Answer A or B."
+)
+_DEFAULT_URL = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
+_DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+
+
+class JudgeError(RuntimeError):
+    """A judge backend that cannot answer; the message never contains the API key."""
+
+
+@dataclass
+class JudgeConfig:
+    """Which LLM judges candidate replies against the human reference."""
+
+    enabled: bool = True
+    """Run the judge at all."""
+    backend: Literal["local", "openai", "anthropic"] = "local"
+    """local HF causal LM (offline), or an HTTP API."""
+    model: str | None = None
+    """local: HF id/path (default: the packaged policy model); API: the model name (required)."""
+    base_url: str | None = None
+    """API base URL (default: the provider's public endpoint)."""
+    api_key_env: str | None = None
+    """Environment variable holding the API key (default OPENAI_API_KEY / ANTHROPIC_API_KEY)."""
+    replies_per_tweet: int = 1
+    """How many of each tweet's sampled replies are judged (the first ones)."""
+    max_tweets: int | None = None
+    """Judge at most this many tweets (None: all)."""
+    batch_size: int = 8
+    """Prompts per forward pass for the local backend."""
+    timeout_s: float = 30.0
+    """HTTP timeout per request."""
+
+    def __post_init__(self):
+        if self.replies_per_tweet < 1 or self.batch_size < 1:
+            raise ValueError("judge.replies_per_tweet and judge.batch_size must be >= 1")
+        if self.enabled and self.backend != "local" and not self.model:
+            raise ValueError(f"judge.model is required for the {self.backend} backend "
+                             "(e.g. --set judge.model=gpt-4o-mini)")
+
+
+def judge_prompt(tweet: str, a: str, b: str) -> str:
+    """The user message for one ordered pair."""
+    return JUDGE_TEMPLATE.format(tweet=tweet.strip(), a=a.strip(), b=b.strip())
+
+
+class LocalBackend:
+    """P(answer A) from a causal LM's next-token log-probabilities of "A" vs "B"."""
+
+    def __init__(self, model_path: str | None, batch_size: int = 8):
+        from replyrl.models import load_policy
+
+        self.model, self.tok = load_policy(model_path)
+        self.tok.padding_side = "left"
+        self.batch_size = batch_size
+        self.ids = {x: self._answer_ids(x) for x in "AB"}
+
+    def _answer_ids(self, letter: str) -> list[int]:
+        # "A" and " A" are different tokens in most vocabularies; accept either spelling.
+        ids = {self.tok.encode(s, add_special_tokens=False)[0] for s in (letter, f" {letter}")}
+        return sorted(ids)
+
+    def _text(self, prompt: str) -> str:
+        msgs = [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": prompt}]
+        if getattr(self.tok, "chat_template", None):
+            return self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        return f"{JUDGE_SYSTEM}\n\n{prompt}\nAnswer:"
+
+    def prob_a(self, prompts: list[str]) -> list[float]:
+        import torch
+
+        out: list[float] = []
+        for s in range(0, len(prompts), self.batch_size):
+            texts = [self._text(p) for p in prompts[s:s + self.batch_size]]
+            enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            with torch.no_grad():
+                logits = self.model(**enc).logits[:, -1, :].float()  # (B, vocab) next token
+            logp = torch.log_softmax(logits, dim=-1)
+            la = torch.logsumexp(logp[:, self.ids["A"]], dim=-1)  # (B,)
+            lb = torch.logsumexp(logp[:, self.ids["B"]], dim=-1)
+            out.extend(torch.sigmoid(la - lb).tolist())  # P(A | answer is A or B)
+        return out
+
+
+class ApiBackend:
+    """OpenAI-compatible or Anthropic HTTP judge; the key comes from the environment only."""
+
+    def __init__(self, cfg: JudgeConfig):
+        self.cfg = cfg
+        self.kind = cfg.backend
+        self.url = (cfg.base_url or _DEFAULT_URL[self.kind]).rstrip("/")
+        env = cfg.api_key_env or _DEFAULT_KEY_ENV[self.kind]
+        self._key = os.environ.get(env)
+        if not self._key:
+            raise JudgeError(f"the {self.kind} judge needs an API key in the environment variable "
+                             f"{env}; set it, or use --set judge.backend=local")
+
+    def _post(self, url: str, body: dict, headers: dict) -> dict:
+        req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"content-type": "application/json", **headers})
+        try:
+            with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
+                return json.loads(resp.read().decode())
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode(errors="replace")[:300].replace(self._key, "***")
+            raise JudgeError(f"{self.kind} judge at {url} answered HTTP {e.code}: {detail}") from None
+        except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as e:
+            raise JudgeError(f"{self.kind} judge at {url} failed: {e}") from None
+
+    def _one(self, prompt: str) -> float:
+        if self.kind == "openai":
+            data = self._post(f"{self.url}/chat/completions", {
+                "model": self.cfg.model, "max_tokens": 1, "temperature": 0,
+                "logprobs": True, "top_logprobs": 5,
+                "messages": [{"role": "system", "content": JUDGE_SYSTEM},
+                             {"role": "user", "content": prompt}],
+            }, {"authorization": f"Bearer {self._key}"})
+            choice = (data.get("choices") or [{}])[0]
+            top = ((choice.get("logprobs") or {}).get("content") or [{}])[0].get("top_logprobs")
+            if top:
+                p = {"A": 0.0, "B": 0.0}
+                for t in top:
+                    letter = t.get("token", "").strip()
+                    if letter in p:
+                        p[letter] += math.exp(t["logprob"])
+                if p["A"] + p["B"] > 0:
+                    return p["A"] / (p["A"] + p["B"])
+            text = (choice.get("message") or {}).get("content") or ""
+        else:
+            data = self._post(f"{self.url}/v1/messages", {
+                "model": self.cfg.model, "max_tokens": 1, "temperature": 0,
+                "system": JUDGE_SYSTEM, "messages": [{"role": "user", "content": prompt}],
+            }, {"x-api-key": self._key, "anthropic-version": "2023-06-01"})
+            text = "".join(c.get("text", "") for c in data.get("content", []) if isinstance(c, dict))
+        letter = text.strip()[:1].upper()
+        # A reply that is neither letter counts as no preference rather than a silent win.
+        return {"A": 1.0, "B": 0.0}.get(letter, 0.5)
+
+    def prob_a(self, prompts: list[str]) -> list[float]:
+        return [self._one(p) for p in prompts]
+
+
+class Judge:
+    """Position-swapped pairwise judge with an on-disk cache of every ordered verdict."""
+
+    def __init__(self, cfg: JudgeConfig, cache_file: str | Path | None = None, backend=None):
+        self.cfg = cfg
+        self.backend = backend
+        self.cache_file = Path(cache_file) if cache_file else None
+        self.cache: dict[str, float] = {}
+        if self.cache_file and self.cache_file.exists():
+            self.cache = json.loads(self.cache_file.read_text(encoding="utf-8"))
+        self.model_id = cfg.model or "default"
+
+    def _backend(self):
+        if self.backend is None:
+            self.backend = (LocalBackend(self.cfg.model, self.cfg.batch_size)
+                            if self.cfg.backend == "local" else ApiBackend(self.cfg))
+        return self.backend
+
+    def _key(self, prompt: str) -> str:
+        raw = json.dumps([self.cfg.backend, self.model_id, JUDGE_SYSTEM, prompt])
+        return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+    def prob_better(self, triples: list[tuple[str, str, str]]) -> list[float]:
+        """P(candidate beats reference) for each (tweet, candidate, reference), swap-averaged."""
+        first = [judge_prompt(t, c, r) for t, c, r in triples]   # candidate is A
+        second = [judge_prompt(t, r, c) for t, c, r in triples]  # candidate is B
+        prompts = first + second
+        todo = sorted({p for p in prompts if self._key(p) not in self.cache})
+        if todo:
+            for p, v in zip(todo, self._backend().prob_a(todo)):
+                if not math.isfinite(v):
+                    raise JudgeError(f"judge returned a non-finite probability {v}")
+                self.cache[self._key(p)] = float(v)
+            if self.cache_file:
+                atomic_write_json(self.cache_file, self.cache)
+        pa = [self.cache[self._key(p)] for p in prompts]
+        n = len(triples)
+        return [(pa[i] + (1.0 - pa[n + i])) / 2.0 for i in range(n)]
