@@ -57,12 +57,16 @@ def _print_table(result, reward_name: str) -> None:
     from rich.table import Table
 
     comps = list(result.suggestions[0].components) if result.suggestions else []
-    table = Table(title=f"Replies ranked by {reward_name}", show_lines=True)
-    table.add_column("#", justify="right")
-    table.add_column("reply", ratio=1, overflow="fold")
-    table.add_column("total", justify="right", style="bold")
+    # Replies are the point: give them the width, and squeeze component headers on narrow terminals
+    # (the full names are in the caption and in --json).
+    narrow = console.width < 60 + 10 * len(comps)
+    table = Table(title=f"Replies ranked by {reward_name}", show_lines=True,
+                  caption=("components: " + ", ".join(comps)) if narrow and comps else None)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("reply", ratio=1, min_width=36, overflow="fold")
+    table.add_column("total", justify="right", style="bold", no_wrap=True)
     for c in comps:
-        table.add_column(c, justify="right")
+        table.add_column(c[:4] if narrow else c, justify="right", no_wrap=True)
     for i, s in enumerate(result.suggestions, 1):
         table.add_row(str(i), s.reply, f"{s.score:.3f}", *(f"{s.components.get(c, float('nan')):.2f}" for c in comps))
     console.print(table)

@@ -41,11 +41,13 @@ def load_suggester(model: str | None = None, reward: str | Path | None = None,
                    max_new_tokens: int = 48, cfg: SuggestConfig | None = None,
                    device: str = "cpu") -> Suggester:
     """Load the policy (base model or adapter folder), the encoder and the reward once."""
-    from replyrl.models import load_encoder, load_policy
+    from replyrl.models import load_policy
     from replyrl.rewards.embeddings import EmbeddingCache
 
     cfg = cfg or SuggestConfig()  # validate before any model loads
-    embeddings = EmbeddingCache(load_encoder(), max_items=SERVE_CACHE_ITEMS)
+    # One cache for dedup and the reward's relevance: each reply is encoded once (encoder loads lazily,
+    # after a bad --reward folder has already been reported).
+    embeddings = EmbeddingCache(max_items=SERVE_CACHE_ITEMS)
     ranker = build_ranker(reward, embeddings)
     m, tok = load_policy(model, device=device)
     name = "default (SmolLM2-135M-Instruct)" if model in (None, "", "default") else str(model)
