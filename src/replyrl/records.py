@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 import math
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ COUNT_FIELDS = ("reply_likes", "reply_retweets", "tweet_likes", "reply_author_fo
 OPTIONAL_STR = ("reply_id", "tweet_author", "reply_author", "created_at")
 KNOWN_FIELDS = (*REQUIRED_TEXT, *COUNT_FIELDS, "reply_time_diff_seconds", *OPTIONAL_STR)
 MAX_COUNT = 10**12  # beyond any real engagement count; larger values are corrupt data
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+               type(None): "null", dict: "object"}
+MAX_SECONDS = 1e10  # ~317 years: no reply comes later than that; larger values are corrupt data
 
 
 @dataclass
@@ -109,8 +113,11 @@ def parse_row(row: dict[str, Any], file: str, line: int) -> tuple[Record | None,
         errs.append(RowError(file, line, fld, value, reason))
 
     if not isinstance(row, dict):
-        err(None, row, f"row is a JSON {type(row).__name__}, expected an object")
+        err(None, row, f"row is a JSON {_type_name(row)}, "
+                       "expected an object")
         return None, errs
+    for k in getattr(row, "duplicate_keys", ()):
+        err(k, None, "key appears more than once in the object (which value is meant?)")
     vals: dict[str, Any] = {}
     for f in REQUIRED_TEXT:
         v = row.get(f)
@@ -121,9 +128,11 @@ def parse_row(row: dict[str, Any], file: str, line: int) -> tuple[Record | None,
         elif f == "tweet_id" and isinstance(v, int) and not isinstance(v, bool):
             vals[f] = str(v)  # numeric ids are common in exports
         elif not isinstance(v, str):
-            err(f, v, f"expected a string, got {type(v).__name__}")
+            err(f, v, f"expected a string, got {_type_name(v)}")
         elif not v.strip():
             err(f, v, "empty text after stripping whitespace")
+        elif _has_surrogate(v):
+            err(f, v, "text holds a lone surrogate (invalid Unicode, cannot be written as UTF-8)")
         else:
             vals[f] = v
     for f in COUNT_FIELDS:
@@ -144,6 +153,8 @@ def parse_row(row: dict[str, Any], file: str, line: int) -> tuple[Record | None,
             err("reply_time_diff_seconds", t, reason)
         elif x < 0:
             err("reply_time_diff_seconds", t, "must be >= 0")
+        elif x > MAX_SECONDS:
+            err("reply_time_diff_seconds", t, f"implausibly large (> {MAX_SECONDS:g} s)")
         else:
             vals["reply_time_diff_seconds"] = x
     for f in OPTIONAL_STR:
@@ -153,12 +164,19 @@ def parse_row(row: dict[str, Any], file: str, line: int) -> tuple[Record | None,
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             v = str(v)
         if not isinstance(v, str):
-            err(f, v, f"expected a string, got {type(v).__name__}")
+            err(f, v, f"expected a string, got {_type_name(v)}")
+        elif _has_surrogate(v):
+            err(f, v, "text holds a lone surrogate (invalid Unicode, cannot be written as UTF-8)")
         else:
             vals[f] = v
+    extra = {k: v for k, v in row.items() if k not in KNOWN_FIELDS}
+    for k, v in extra.items():
+        # unknown fields pass through, so they must survive being written back as JSON
+        reason = _json_unsafe(v)
+        if reason or _has_surrogate(k):
+            err(k, v, f"unknown field holds {reason or 'a lone surrogate in its name'}")
     if errs:
         return None, errs
-    extra = {k: v for k, v in row.items() if k not in KNOWN_FIELDS}
     return Record(**vals, extra=extra), []
 
 
@@ -182,7 +200,7 @@ def _as_count(v: Any) -> tuple[int, str]:
             return 0, "expected an integer count, got a fraction"
         v = int(v)
     if not isinstance(v, int):
-        return 0, f"expected an integer count, got {type(v).__name__}"
+        return 0, f"expected an integer count, got {_type_name(v)}"
     if v < 0:
         return 0, "count must be >= 0"
     if v > MAX_COUNT:
@@ -199,19 +217,63 @@ def _as_number(v: Any) -> tuple[float, str]:
         except ValueError:
             return 0.0, "expected a number, got text"
     if not isinstance(v, (int, float)):
-        return 0.0, f"expected a number, got {type(v).__name__}"
+        return 0.0, f"expected a number, got {_type_name(v)}"
     v = float(v)
     if not math.isfinite(v):
         return 0.0, "number is not finite"
     return v, ""
 
 
+def _type_name(v: Any) -> str:
+    """The JSON name of a value's type (users write JSON, not Python)."""
+    return "object" if isinstance(v, dict) else _JSON_TYPES.get(type(v), type(v).__name__)
+
+
+def _has_surrogate(text: str) -> bool:
+    """True for lone surrogates (from JSON "\\ud800" escapes or undecodable CSV bytes)."""
+    return any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def _json_unsafe(v: Any) -> str:
+    """Why `v` cannot be written back as strict UTF-8 JSON, or '' when it can."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return "a non-finite number (NaN/Infinity is not valid JSON)"
+    if isinstance(v, str) and _has_surrogate(v):
+        return "a lone surrogate (invalid Unicode)"
+    if isinstance(v, dict):
+        return next((r for r in (_json_unsafe(k) or _json_unsafe(x) for k, x in v.items()) if r), "")
+    if isinstance(v, list):
+        return next((r for r in map(_json_unsafe, v) if r), "")
+    return ""
+
+
+class _Row(dict):
+    """A parsed JSON object that remembers keys given twice (json keeps the last silently)."""
+
+    duplicate_keys: tuple[str, ...] = ()
+
+
+def _object_hook(pairs: list[tuple[str, Any]]) -> _Row:
+    row = _Row(pairs)
+    if len(row) != len(pairs):
+        seen: set[str] = set()
+        row.duplicate_keys = tuple(dict.fromkeys(k for k, _ in pairs if k in seen or seen.add(k)))
+    return row
+
+
+def _read_bytes(path: Path) -> bytes:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            return f.read()
+    except (OSError, EOFError, zlib.error) as e:  # truncated or corrupt gzip
+        raise DataError([RowError(str(path), 0, None, path.name, f"cannot read file ({e})")]) from None
+
+
 def _iter_raw_rows(path: Path):
     """Yield (line_no, raw_bytes, row_or_None, error_reason) for JSONL(.gz) or CSV files."""
-    opener = gzip.open if path.suffix == ".gz" else open
     name = path.name[:-3] if path.suffix == ".gz" else path.name
-    with opener(path, "rb") as f:
-        data = f.read()
+    data = _read_bytes(path)
     if name.endswith(".csv"):
         yield from _iter_csv(data)
         return
@@ -227,38 +289,38 @@ def _iter_raw_rows(path: Path):
             yield i, raw, None, f"invalid UTF-8 at byte {e.start}"
             continue
         try:
-            row = json.loads(text, parse_constant=_reject_constant)
+            # NaN/Infinity parse to floats so the field that holds them is named in the error
+            row = json.loads(text, parse_constant=float, object_pairs_hook=_object_hook)
         except (json.JSONDecodeError, ValueError) as e:
             yield i, raw, None, f"line is not valid JSON ({e})"
             continue
+        except RecursionError:
+            yield i, raw, None, "line is not valid JSON (nested too deeply)"
+            continue
         yield i, raw, row, ""
-
-
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _iter_csv(data: bytes):
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        yield line, b"", None, f"invalid UTF-8 at byte {e.start}"
-        return
-    lines = text.splitlines(keepends=True)
-    reader = csv.reader(io.StringIO(text))
+    # Undecodable bytes become lone surrogates, so only the rows holding them are rejected
+    # (parse_row names the field) and the rest of the file still loads.
+    text = data.decode("utf-8", "surrogateescape")
+    blines = data.splitlines(keepends=True)
+    reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
+    start = 1
     for cells in reader:
-        line = reader.line_num
-        raw = lines[line - 1].encode("utf-8") if line - 1 < len(lines) else b""
+        line, end = start, reader.line_num
+        start = end + 1
+        raw = b"".join(blines[line - 1:end])  # a quoted cell may span several lines
         if header is None:
             header = [h.strip() for h in cells]
             missing = [f for f in (*REQUIRED_TEXT, "reply_likes") if f not in header]
             if missing:
+                # the rows below are still read: each fails on the missing field, so every line
+                # is counted and lands in the rejects file
                 yield line, raw, None, f"CSV header lacks required column(s): {', '.join(missing)}"
-                return
             continue
         if not any(c.strip() for c in cells):
             continue
