@@ -7,6 +7,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 err_console = Console(stderr=True)
@@ -22,7 +23,10 @@ def user_errors():
     try:
         yield
     except (DataError, ConfigError, ModelNotFoundError, FileNotFoundError) as e:
-        err_console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+        # escape: values in data errors may look like markup ("[/x]"); soft_wrap: keep each
+        # file:line error on one line so it can be copied and grepped
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False,
+                          soft_wrap=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")

@@ -7,12 +7,18 @@ from pathlib import Path
 import numpy as np
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from replyrl.cli.common import console, err_console, user_errors
 
 data_app = typer.Typer(help="Validate, import, label, split and pair engagement data.",
                        no_args_is_help=True)
 LABEL_KINDS = ("ratio", "log", "residual", "rank")
+
+
+def _say(msg: str, style: str | None = None) -> None:
+    """One plain message line (no markup: paths may hold brackets), never wrapped."""
+    console.print(Text(msg, style=style or ""), highlight=False, soft_wrap=True)
 
 
 def _default_rejects(path: Path) -> Path:
@@ -24,20 +30,23 @@ def _report_load(res, path: Path, skip_invalid: bool, rejects: Path | None, show
     """Print the load counts, the first errors, and write the rejects file when asked."""
     from replyrl.records import write_rejects
 
-    console.print(f"[bold]{path}[/]", highlight=False)
+    _say(str(path), "bold")
     t = Table(show_header=False)
     for k, v in (("rows", res.n_rows), ("valid", res.n_rows - len(res.rejected_lines)),
                  ("rejected", len(res.rejected_lines)), ("row errors", len(res.errors)),
                  ("duplicates removed", res.duplicates), ("records kept", len(res.records))):
         t.add_row(k, f"{v:,}")
     console.print(t)
+    _say(f"{res.n_rows - len(res.rejected_lines):,} valid records, "
+                  f"{len(res.rejected_lines):,} rejected; {res.duplicates:,} duplicate "
+                  f"(tweet_id, reply) rows removed -> {len(res.records):,} kept")
     for e in res.errors[:shown]:
-        err_console.print(f"  {e}", highlight=False, markup=False)
+        err_console.print(f"  {e}", highlight=False, markup=False, soft_wrap=True)
     if len(res.errors) > shown:
         err_console.print(f"  ... and {len(res.errors) - shown} more")
     if skip_invalid and res.rejected_lines:
         out = write_rejects(rejects or _default_rejects(path), res.rejected_lines)
-        console.print(f"wrote {len(res.rejected_lines)} rejected line(s) verbatim to {out}")
+        _say(f"wrote {len(res.rejected_lines)} rejected line(s) verbatim to {out}")
 
 
 def _load(path: Path, skip_invalid: bool):
@@ -86,9 +95,9 @@ def import_cmd(
             raise typer.BadParameter(f"--format must be xapi or csv, got {fmt!r}")
         _report_load(imp.result, file, skip_invalid, rejects)
         for reason, n in sorted(imp.skipped.items()):
-            console.print(f"skipped {n:,}: {reason}")
+            _say(f"skipped {n:,}: {reason}")
         write_records(out, imp.result.records)
-        console.print(f"wrote {len(imp.result.records):,} records to {out}")
+        _say(f"wrote {len(imp.result.records):,} records to {out}")
 
 
 @data_app.command("stats")
@@ -112,7 +121,7 @@ def stats(
         raise typer.Exit(2)
     per_tweet = np.unique([r.tweet_id for r in recs], return_counts=True)[1]
     eng = np.array([engagement_raw(r) for r in recs], dtype=float)
-    console.print(f"[bold]{file}[/]", highlight=False)
+    _say(str(file), "bold")
     t = Table(show_header=False)
     t.add_row("records", f"{len(recs):,}  (rows {res.n_rows:,}, rejected {len(res.rejected_lines):,}, "
               f"duplicates removed {res.duplicates:,})")
@@ -173,7 +182,7 @@ def split(
         res = _load(file, skip_invalid)
         splits = split_records(res.records, cfg)
         write_splits(out, splits, cfg)
-    console.print(f"[bold]splits of {file} (seed {seed}) -> {out}[/]", highlight=False)
+    _say(f"splits of {file} (seed {seed}) -> {out}", "bold")
     t = Table()
     for c in ("split", "records", "tweets", "Q1 (quiet)", "Q2", "Q3", "Q4 (viral)"):
         t.add_column(c, justify="right")
@@ -204,7 +213,7 @@ def pairs(
         write_pairs(out, ps)
     n_tweets = len({p.tweet_id for p in ps})
     margin = np.mean([p.margin for p in ps]) if ps else float("nan")
-    console.print(f"wrote {len(ps):,} pairs from {n_tweets:,} of "
+    _say(f"wrote {len(ps):,} pairs from {n_tweets:,} of "
                   f"{len({r.tweet_id for r in res.records}):,} tweets to {out} "
                   f"(mean margin {margin:.3f})")
 
@@ -223,7 +232,7 @@ def synth(
         with console.status("scoring replies with the simulated audience..."):
             recs = synthesize(n_tweets=tweets, seed=seed)
         write_records(out, recs)
-    console.print(f"wrote {len(recs):,} synthetic records ({tweets} tweets, seed {seed}) to {out}")
+    _say(f"wrote {len(recs):,} synthetic records ({tweets} tweets, seed {seed}) to {out}")
 
 
 def register(app: typer.Typer) -> None:
