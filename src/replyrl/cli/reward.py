@@ -118,14 +118,16 @@ def score(
         tweet, replies = texts[0], texts[1:]
         values = reward(None, replies, tweet=[tweet] * len(replies))
     comps = getattr(reward, "last_components", {}) or {}
+    for i, r in enumerate(replies, start=1):
+        console.print(f"[bold]#{i}[/] {r}", highlight=False)
+    # One column per reply, one row per component: stays readable in a narrow terminal.
     table = Table(title=f"{getattr(reward, '__name__', 'reward')} reward ({cfg.kind})")
-    table.add_column("reply")
-    table.add_column("reward", justify="right")
-    for k in comps:
-        table.add_column(k, justify="right")
-    for i, (r, v) in enumerate(zip(replies, values)):
-        short = r if len(r) <= 60 else r[:57] + "..."
-        table.add_row(short, f"{v:.4f}", *[f"{float(comps[k][i]):.4f}" for k in comps])
+    table.add_column("component")
+    for i in range(len(replies)):
+        table.add_column(f"#{i + 1}", justify="right")
+    table.add_row("[bold]reward[/]", *[f"{v:.4f}" for v in values])
+    for k, v in comps.items():
+        table.add_row(k, *[f"{float(x):.4f}" for x in v])
     console.print(table)
 
 
