@@ -175,3 +175,16 @@ def test_page_health_and_docs_work_offline(served):
     assert {"/api/suggest", "/api/feedback", "/healthz"} <= set(spec["paths"])
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["queue"] == {"admitted": 0, "queue_size": 1}
+
+
+def test_a_failing_model_answers_500_with_the_reason(tmp_path):
+    suggester = fake_suggester()
+
+    def broken(*a):
+        raise RuntimeError("CUDA out of memory")
+
+    suggester.generate = broken
+    with TestClient(create_app(suggester, FeedbackLog(tmp_path / "f.jsonl")), raise_server_exceptions=False) as client:
+        r = client.post("/api/suggest", json={"tweet": TWEET})
+        assert r.status_code == 500 and r.json()["detail"] == "generation failed: RuntimeError: CUDA out of memory"
+        assert client.app.state.queue.admitted == 0  # the slot is given back

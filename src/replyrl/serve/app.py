@@ -12,6 +12,7 @@ most `queue_size` more wait, and any further request gets 503 at once rather tha
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from replyrl.serve.feedback import FeedbackLog, Shown, feedback_rows
 from replyrl.serve.suggest import SuggestError, Suggester
 
+log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent / "web"
 MAX_TWEET_CHARS = 2000
 MAX_K = 16
@@ -187,6 +189,9 @@ def create_app(suggester: Suggester, feedback: FeedbackLog, queue_size: int = 4,
             raise HTTPException(status_code=503, detail=str(e), headers={"Retry-After": "5"}) from None
         except SuggestError as e:
             raise HTTPException(status_code=422, detail=str(e)) from None
+        except Exception as e:  # a broken model or reward: say what failed instead of a bare 500 page
+            log.exception("suggest failed")
+            raise HTTPException(status_code=500, detail=f"generation failed: {type(e).__name__}: {e}") from None
         return {**result.to_dict(), "model": suggester.model_name, "reward": reward}
 
     @app.post("/api/feedback")

@@ -105,5 +105,8 @@ class FeedbackLog:
         """Rows in the log (0 when it does not exist yet)."""
         if not self.path.exists():
             return 0
-        with open(self.path, encoding="utf-8") as f:
-            return sum(1 for line in f if line.strip())
+        n = 0
+        with open(self.path, "rb") as f:  # every row ends in "\n" (whole lines only): count those
+            while chunk := f.read(1 << 20):
+                n += chunk.count(b"\n")
+        return n

@@ -44,7 +44,10 @@ def load_suggester(model: str | None = None, reward: str | Path | None = None,
     from replyrl.models import load_policy
     from replyrl.rewards.embeddings import EmbeddingCache
 
+    from transformers.utils import logging as hf_logging
+
     cfg = cfg or SuggestConfig()  # validate before any model loads
+    hf_logging.disable_progress_bar()  # people read this output; weight-loading bars are noise here
     # One cache for dedup and the reward's relevance: each reply is encoded once (encoder loads lazily,
     # after a bad --reward folder has already been reported).
     embeddings = EmbeddingCache(max_items=SERVE_CACHE_ITEMS)

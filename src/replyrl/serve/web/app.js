@@ -121,6 +121,9 @@ async function suggest(ev) {
 
 function init() {
   $("form").addEventListener("submit", suggest);
+  $("tweet").addEventListener("keydown", (ev) => { // Ctrl/Cmd+Enter suggests; plain Enter is a newline
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) $("form").requestSubmit();
+  });
   $("k").addEventListener("input", () => { $("k-out").textContent = $("k").value; });
   $("temperature").addEventListener("input", () => { $("t-out").textContent = Number($("temperature").value).toFixed(1); });
   fetch("/healthz").then((r) => r.json()).then((h) => {
