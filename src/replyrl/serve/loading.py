@@ -52,6 +52,8 @@ def load_suggester(model: str | None = None, reward: str | Path | None = None,
     # after a bad --reward folder has already been reported).
     embeddings = EmbeddingCache(max_items=SERVE_CACHE_ITEMS)
     ranker = build_ranker(reward, embeddings)
+    # Load the encoder, VADER and the profanity model now, not inside the first person's request.
+    ranker.score("warm-up", ["warming up the reward"])
     m, tok = load_policy(model, device=device)
     name = "default (SmolLM2-135M-Instruct)" if model in (None, "", "default") else str(model)
     return Suggester(policy_generator(m, tok, max_new_tokens=max_new_tokens), embeddings.encode, ranker, cfg, name)
