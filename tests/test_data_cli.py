@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import shared_file
 from typer.testing import CliRunner
 
-from conftest import shared_file
 from replyrl.cli import app
 from replyrl.data.pairs import read_pairs
 from replyrl.records import Record, load_records, write_records
@@ -44,8 +44,8 @@ def test_validate_ok_and_errors(tmp_path, records_file):
     r = run("validate", bad, "--skip-invalid", "--rejects", rej)
     assert r.exit_code == 0, r.output
     assert "3 valid records, 2 rejected" in r.output
-    assert rej.read_bytes() == (b'{"tweet_id": "x", "tweet": "t", "reply": "r", "reply_likes": -1}\n'
-                                b"{oops\n")
+    assert rej.read_bytes() == (
+        b'{"tweet_id": "x", "tweet": "t", "reply": "r", "reply_likes": -1}\n{oops\n')
 
 
 def test_missing_file_is_a_clean_error(tmp_path):
@@ -108,7 +108,8 @@ def test_synth_cli(tmp_path, encoder):  # the encoder fixture warms the per-proc
     r = run("synth", "--out", out, "--tweets", "6", "--seed", "1")
     assert r.exit_code == 0, r.output
     recs = load_records(out).records
-    assert len({x.tweet_id for x in recs}) == 6 and all(x.extra["source"] == "synthetic" for x in recs)
+    assert len({x.tweet_id for x in recs}) == 6
+    assert all(x.extra["source"] == "synthetic" for x in recs)
 
 
 def test_validate_seed5k_reports_5000_valid():

@@ -20,7 +20,8 @@ def xapi_response():
                                 "quote_count": 0}},
             {"id": "102", "text": "nice", "author_id": "u3", "conversation_id": "100",
              "created_at": "2026-01-01T13:00:00.000Z",
-             "referenced_tweets": [{"type": "quoted", "id": "5"}, {"type": "replied_to", "id": "100"}],
+             "referenced_tweets": [{"type": "quoted", "id": "5"},
+                                   {"type": "replied_to", "id": "100"}],
              "public_metrics": {"like_count": 0, "retweet_count": 0, "reply_count": 0,
                                 "quote_count": 0}},
             {"id": "103", "text": "orphan reply", "author_id": "u3",
@@ -31,7 +32,8 @@ def xapi_response():
              "public_metrics": {"like_count": 2, "retweet_count": 0}},
         ],
         "includes": {
-            "users": [{"id": "u1", "username": "alice", "public_metrics": {"followers_count": 5000}},
+            "users": [{"id": "u1", "username": "alice",
+                       "public_metrics": {"followers_count": 5000}},
                       {"id": "u2", "username": "bob", "public_metrics": {"followers_count": 12}},
                       {"id": "u3", "username": "carol"}],
             "tweets": [{"id": "100", "text": "How I sped up our API by 10x", "author_id": "u1",
@@ -57,7 +59,8 @@ def test_xapi_single_response(tmp_path):
     assert b.reply_author_followers is None  # carol has no public_metrics
     assert a.extra["source"] == "x-api-v2" and a.extra["conversation_id"] == "100"
     assert a.extra["reply_reply_count"] == 0
-    assert out.skipped == {"parent tweet not in file": 1, "not a reply (no replied_to reference)": 1}
+    assert out.skipped == {"parent tweet not in file": 1,
+                           "not a reply (no replied_to reference)": 1}
 
 
 def test_xapi_list_and_jsonl_and_parent_in_other_response(tmp_path):

@@ -22,7 +22,8 @@ def test_engagement_raw_counts_retweets_twice():
 
 
 def test_ratio_label():
-    recs = [rec(likes=5, tweet_likes=10), rec(likes=5, tweet_likes=0), rec(likes=30, tweet_likes=10)]
+    recs = [rec(likes=5, tweet_likes=10), rec(likes=5, tweet_likes=0),
+            rec(likes=30, tweet_likes=10)]
     y = fit_labeler(recs, "ratio").transform(recs)
     assert y.tolist() == [0.5, 1.0, 1.0]  # max(tweet_likes, 1) floor, capped at 1
 

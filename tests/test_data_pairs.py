@@ -6,8 +6,8 @@ import json
 import math
 
 import pytest
-
 from conftest import shared_file
+
 from replyrl.data.labels import engagement_raw
 from replyrl.data.pairs import Pair, is_preferred, preference_pairs, read_pairs, write_pairs
 from replyrl.records import DataError, Record, load_records
@@ -69,7 +69,8 @@ def test_write_read_roundtrip_and_feedback_lines(tmp_path):
     back = read_pairs(path)
     assert back[0] == pairs[0]
     assert back[1].tweet_id == "42" and back[1].chosen_score is None and back[1].margin == 0.0
-    assert back[1].extra == {"source": "feedback", "model": "runs/x", "time": "2026-11-25T22:00:00Z"}
+    assert back[1].extra == {"source": "feedback", "model": "runs/x",
+                             "time": "2026-11-25T22:00:00Z"}
     assert back[1].to_dict()["source"] == "feedback"
 
 

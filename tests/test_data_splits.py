@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import shared_file
-from replyrl.data.splits import SplitConfig, split_records, split_stats, tweet_quartiles, write_splits
+
+from replyrl.data.splits import (
+    SplitConfig,
+    split_records,
+    split_stats,
+    tweet_quartiles,
+    write_splits,
+)
 from replyrl.records import Record, load_records
 
 

@@ -139,7 +139,8 @@ def parse_row(row: dict[str, Any], file: str, line: int) -> tuple[Record | None,
         required = f == "reply_likes"
         if f not in row or row[f] is None or row[f] == "":
             if required:
-                err(f, row.get(f), "missing required field" if f not in row else "required field is empty")
+                err(f, row.get(f),
+                    "missing required field" if f not in row else "required field is empty")
             continue
         n, reason = _as_count(row[f])
         if reason:
@@ -241,7 +242,8 @@ def _json_unsafe(v: Any) -> str:
     if isinstance(v, str) and _has_surrogate(v):
         return "a lone surrogate (invalid Unicode)"
     if isinstance(v, dict):
-        return next((r for r in (_json_unsafe(k) or _json_unsafe(x) for k, x in v.items()) if r), "")
+        reasons = (_json_unsafe(k) or _json_unsafe(x) for k, x in v.items())
+        return next((r for r in reasons if r), "")
     if isinstance(v, list):
         return next((r for r in map(_json_unsafe, v) if r), "")
     return ""
@@ -267,7 +269,8 @@ def _read_bytes(path: Path) -> bytes:
         with opener(path, "rb") as f:
             return f.read()
     except (OSError, EOFError, zlib.error) as e:  # truncated or corrupt gzip
-        raise DataError([RowError(str(path), 0, None, path.name, f"cannot read file ({e})")]) from None
+        raise DataError([RowError(str(path), 0, None, path.name,
+                                  f"cannot read file ({e})")]) from None
 
 
 def _iter_raw_rows(path: Path):
@@ -360,7 +363,8 @@ def load_records(
     for line, raw, row, reason in _iter_raw_rows(path):
         n_rows += 1
         if reason:
-            row_errs = [RowError(str(path), line, None, raw[:80].decode("utf-8", "replace"), reason)]
+            value = raw[:80].decode("utf-8", "replace")
+            row_errs = [RowError(str(path), line, None, value, reason)]
             rec = None
         else:
             rec, row_errs = parse_row(row, str(path), line)
@@ -376,7 +380,8 @@ def load_records(
         records.append(rec)
     if errors and not skip_invalid:
         raise DataError(errors[:max_errors], total=len(errors),
-                        hint="\nFix these rows, or pass --skip-invalid to write them to a rejects file.")
+                        hint="\nFix these rows, or pass --skip-invalid to write them to a "
+                             "rejects file.")
     return LoadResult(records, errors, rejected, dups, n_rows)
 
 

@@ -26,7 +26,8 @@ def _default_rejects(path: Path) -> Path:
     return Path.cwd() / f"{path.name.removesuffix('.gz')}.rejects"
 
 
-def _report_load(res, path: Path, skip_invalid: bool, rejects: Path | None, shown: int = 10) -> None:
+def _report_load(res, path: Path, skip_invalid: bool, rejects: Path | None,
+                 shown: int = 10) -> None:
     """Print the load counts, the first errors, and write the rejects file when asked."""
     from replyrl.records import write_rejects
 
@@ -58,10 +59,11 @@ def _load(path: Path, skip_invalid: bool):
 @data_app.command("validate")
 def validate(
     file: Path = typer.Argument(..., help="Records file: JSONL, JSONL.gz or CSV."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Keep going past bad rows and write them to a rejects file."),
-    rejects: Path = typer.Option(None, "--rejects", help="Rejects file (default: ./<file>.rejects)."),
+    skip_invalid: bool = typer.Option(
+        False, "--skip-invalid", help="Keep going past bad rows and write them to a rejects file."),
+    rejects: Path = typer.Option(None, "--rejects", help="Rejects file [./<file>.rejects]."),
 ) -> None:
-    """Check every row against the record schema; exit 2 listing the errors unless --skip-invalid."""
+    """Check every row against the record schema; exit 2 with the errors unless --skip-invalid."""
     with user_errors():
         res = _load(file, skip_invalid)
         _report_load(res, file, skip_invalid, rejects)
@@ -72,9 +74,10 @@ def import_cmd(
     file: Path = typer.Argument(..., help="The export to convert."),
     out: Path = typer.Option(..., "--out", help="Records JSONL to write."),
     fmt: str = typer.Option(..., "--format", help="xapi (X API v2 JSON/JSONL) or csv."),
-    mapping: list[str] = typer.Option(None, "--map", help="CSV column mapping source_col=field (repeatable)."),
+    mapping: list[str] = typer.Option(
+        None, "--map", help="CSV column mapping source_col=field (repeatable)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Keep going past bad rows."),
-    rejects: Path = typer.Option(None, "--rejects", help="Rejects file (default: ./<file>.rejects)."),
+    rejects: Path = typer.Option(None, "--rejects", help="Rejects file [./<file>.rejects]."),
 ) -> None:
     """Convert an X API v2 or CSV export into validated records."""
     from replyrl.data.importers import import_csv, import_xapi, parse_mapping
@@ -123,7 +126,8 @@ def stats(
     eng = np.array([engagement_raw(r) for r in recs], dtype=float)
     _say(str(file), "bold")
     t = Table(show_header=False)
-    t.add_row("records", f"{len(recs):,}  (rows {res.n_rows:,}, rejected {len(res.rejected_lines):,}, "
+    t.add_row("records", f"{len(recs):,}  (rows {res.n_rows:,}, "
+              f"rejected {len(res.rejected_lines):,}, "
               f"duplicates removed {res.duplicates:,})")
     t.add_row("tweets", f"{len(per_tweet):,}")
     t.add_row("replies/tweet", f"mean {per_tweet.mean():.2f}  median {np.median(per_tweet):g}  "
@@ -163,7 +167,7 @@ def _heldout_r2(lab, held, y) -> float:
 @data_app.command("split")
 def split(
     file: Path = typer.Argument(..., help="Records file."),
-    out: Path = typer.Option(..., "--out", help="Folder for sft/rl/gold/test.jsonl + manifest.json."),
+    out: Path = typer.Option(..., "--out", help="Folder for <split>.jsonl + manifest.json."),
     seed: int = typer.Option(0, help="Split seed."),
     sft: float = typer.Option(0.4, help="Fraction of tweets for SFT."),
     rl: float = typer.Option(0.3, help="Fraction of tweets for RL."),
@@ -196,7 +200,7 @@ def split(
 def pairs(
     file: Path = typer.Argument(..., help="Records file."),
     out: Path = typer.Option(..., "--out", help="Pairs JSONL to write."),
-    ratio: float = typer.Option(2.0, help="Chosen score must be >= ratio x max(rejected score, 1)."),
+    ratio: float = typer.Option(2.0, help="Chosen score >= ratio x max(rejected score, 1)."),
     max_per_tweet: int = typer.Option(8, "--max-per-tweet", min=1, help="Cap of pairs per tweet."),
     seed: int = typer.Option(0, help="Seed of the per-tweet sample under the cap."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Ignore bad rows (counted)."),
@@ -207,7 +211,8 @@ def pairs(
     with user_errors():
         res = _load(file, skip_invalid)
         try:
-            ps = preference_pairs(res.records, ratio=ratio, max_pairs_per_tweet=max_per_tweet, seed=seed)
+            ps = preference_pairs(res.records, ratio=ratio, max_pairs_per_tweet=max_per_tweet,
+                                  seed=seed)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None
         write_pairs(out, ps)

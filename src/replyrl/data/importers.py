@@ -61,7 +61,8 @@ def import_xapi(path: str | Path, skip_invalid: bool = False, max_errors: int = 
         bad = [RowError(str(path), n, name, val, "expected a list of objects with an 'id'")
                for name, val in (("data", data), ("includes.tweets", includes.get("tweets", [])),
                                  ("includes.users", includes.get("users", [])))
-               if not isinstance(val, list) or not all(isinstance(t, dict) and "id" in t for t in val)]
+               if not isinstance(val, list)
+               or not all(isinstance(t, dict) and "id" in t for t in val)]
         if bad:
             errors += bad
             continue
@@ -102,7 +103,8 @@ def import_csv(path: str | Path, mapping: dict[str, str] | None = None, skip_inv
         if dst not in KNOWN_FIELDS:
             hint = difflib.get_close_matches(dst, KNOWN_FIELDS, n=1)
             raise DataError([RowError(str(path), 0, dst, f"{src}={dst}", "not a record field" + (
-                f"; did you mean '{hint[0]}'?" if hint else f"; fields: {', '.join(KNOWN_FIELDS)}"))])
+                f"; did you mean '{hint[0]}'?" if hint
+                else f"; fields: {', '.join(KNOWN_FIELDS)}"))])
     data = path.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -110,7 +112,8 @@ def import_csv(path: str | Path, mapping: dict[str, str] | None = None, skip_inv
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise DataError([RowError(str(path), line, None, data[e.start:e.start + 8], f"invalid UTF-8 at byte {e.start}")]) from None
+        raise DataError([RowError(str(path), line, None, data[e.start:e.start + 8],
+                                  f"invalid UTF-8 at byte {e.start}")]) from None
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None:
@@ -130,12 +133,14 @@ def import_csv(path: str | Path, mapping: dict[str, str] | None = None, skip_inv
             continue
         if len(cells) != len(names):
             shape_errors.append(RowError(str(path), line, None, cells,
-                                         f"CSV row has {len(cells)} cells, header has {len(names)}"))
+                                         f"CSV row has {len(cells)} cells, "
+                                         f"header has {len(names)}"))
             continue
         rows.append((line, dict(zip(names, cells))))
     if shape_errors and not skip_invalid:
         raise DataError(shape_errors[:max_errors], total=len(shape_errors))
-    return ImportResult(_validate(rows, str(path), skip_invalid, max_errors, prior_errors=shape_errors))
+    result = _validate(rows, str(path), skip_invalid, max_errors, prior_errors=shape_errors)
+    return ImportResult(result)
 
 
 def parse_mapping(items: list[str]) -> dict[str, str]:
@@ -160,7 +165,8 @@ def _read_responses(path: Path) -> list[tuple[int, Any]]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataError([RowError(str(path), raw[: e.start].count(b"\n") + 1, None,
-                                  raw[e.start:e.start + 8], f"invalid UTF-8 at byte {e.start}")]) from None
+                                  raw[e.start:e.start + 8],
+                                  f"invalid UTF-8 at byte {e.start}")]) from None
     try:
         obj = json.loads(text)
         return list(enumerate(obj, start=1)) if isinstance(obj, list) else [(1, obj)]
@@ -172,7 +178,8 @@ def _read_responses(path: Path) -> list[tuple[int, Any]]:
             try:
                 out.append((i, json.loads(line)))
             except json.JSONDecodeError as e:
-                errors.append(RowError(str(path), i, None, line[:80], f"line is not valid JSON ({e})"))
+                errors.append(RowError(str(path), i, None, line[:80],
+                                       f"line is not valid JSON ({e})"))
     if errors:
         raise DataError(errors[:50], total=len(errors),
                         hint="\nExpected one X API response object, a JSON list of them, or JSONL.")

@@ -159,7 +159,8 @@ def fit_labeler(train: Sequence[Record], kind: str = "residual",
         raise ValueError("fit_labeler: the training split is empty")
     lo_q, hi_q = quantiles
     if not 0.0 <= lo_q < hi_q <= 1.0:
-        raise ValueError(f"fit_labeler: quantiles must satisfy 0 <= low < high <= 1, got {quantiles}")
+        raise ValueError(
+            f"fit_labeler: quantiles must satisfy 0 <= low < high <= 1, got {quantiles}")
     features, dropped = _choose_features(train)
     x = _design(train, features)
     y = base_label(train, kind)

@@ -38,7 +38,8 @@ from replyrl.data.labels import engagement_raw
 from replyrl.io import atomic_write_text
 from replyrl.records import DataError, Record, RowError
 
-PAIR_FIELDS = ("tweet_id", "tweet", "chosen", "rejected", "chosen_score", "rejected_score", "margin")
+PAIR_FIELDS = ("tweet_id", "tweet", "chosen", "rejected", "chosen_score", "rejected_score",
+               "margin")
 
 
 @dataclass
@@ -97,7 +98,8 @@ def preference_pairs(records: Sequence[Record], ratio: float = 2.0, max_pairs_pe
     if not ratio >= 1.0 or math.isinf(ratio):
         raise ValueError(f"preference_pairs: ratio must be a finite number >= 1, got {ratio}")
     if max_pairs_per_tweet < 1:
-        raise ValueError(f"preference_pairs: max_pairs_per_tweet must be >= 1, got {max_pairs_per_tweet}")
+        raise ValueError(
+            f"preference_pairs: max_pairs_per_tweet must be >= 1, got {max_pairs_per_tweet}")
     groups: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         groups[r.tweet_id].append(r)
@@ -161,7 +163,8 @@ def _reject_constant(name: str) -> float:
 def _parse_pair(row: Any, file: str, line: int) -> tuple[Pair | None, list[RowError]]:
     errs: list[RowError] = []
     if not isinstance(row, dict):
-        return None, [RowError(file, line, None, row, f"row is a JSON {type(row).__name__}, expected an object")]
+        kind = "array" if isinstance(row, list) else type(row).__name__
+        return None, [RowError(file, line, None, row, f"row is a JSON {kind}, expected an object")]
     vals: dict[str, Any] = {}
     for f in ("tweet_id", "tweet", "chosen", "rejected"):
         v = row.get(f)

@@ -66,7 +66,8 @@ def tweet_quartiles(records: Sequence[Record]) -> dict[str, int]:
     return {t: min(N_QUARTILES - 1, i * N_QUARTILES // n) for i, t in enumerate(order)}
 
 
-def split_records(records: Sequence[Record], cfg: SplitConfig | None = None) -> dict[str, list[Record]]:
+def split_records(records: Sequence[Record],
+                  cfg: SplitConfig | None = None) -> dict[str, list[Record]]:
     """Split records by tweet_id into sft/rl/gold/test, stratified by engagement quartile.
 
     Returns:

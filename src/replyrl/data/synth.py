@@ -59,7 +59,8 @@ TOPICS: dict[str, tuple[list[str], list[str]]] = {
                   ["watering schedule", "soil mix", "sunlight", "pruning", "the pots"]),
     "books": (["a fantasy trilogy", "a book on habit building", "a classic I avoided for years",
                "the library's new sci-fi shelf", "a poetry collection"],
-              ["the ending", "the second chapter", "the main character", "the pacing", "the prose"]),
+              ["the ending", "the second chapter", "the main character", "the pacing",
+               "the prose"]),
     "travel": (["a weekend in Lisbon", "a night train across the Alps", "a solo camping trip",
                 "a road trip along the coast", "my first hostel stay"],
                ["itinerary", "packing list", "budget", "the views", "local food"]),
@@ -217,7 +218,8 @@ def synthesize(n_tweets: int = 100, seed: int = 0, encoder=None) -> list[Record]
         tweet_likes = int(rng.lognormal(3.0, 1.2))
         n_replies = int(rng.integers(4, 7))
         kinds = [str(k) for k in rng.choice(sorted(KINDS), size=n_replies, replace=False)]
-        other_topic = topics[(topics.index(topic) + 1 + int(rng.integers(len(topics) - 1))) % len(topics)]
+        shift = 1 + int(rng.integers(len(topics) - 1))  # any topic but this one
+        other_topic = topics[(topics.index(topic) + shift) % len(topics)]
         for j, kind in enumerate(kinds):
             text = _pick(rng, KINDS[kind]).format(
                 item=item, detail=_pick(rng, details), other=_pick(rng, TOPICS[other_topic][0]))
