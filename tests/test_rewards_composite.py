@@ -68,13 +68,13 @@ def test_cli_train_validate_score(tmp_path, encoder):
     write_records(tmp_path / "d.jsonl", synthesize(n_tweets=40, seed=2))
     write_pairs(tmp_path / "ui.jsonl", [Pair("x", "A tweet about bread", "Lovely crust, what flour?", "ok", None, None, 0.0)])
     runner = CliRunner()
-    res = runner.invoke(app, ["reward", "train", "--config", str(CONFIGS / "preference.yaml"), "--set", "epochs=3",
+    res = runner.invoke(app, ["reward", "train", "--config", str(CONFIGS / "preference.yaml"), "--set", "epochs=3", "--set", "cache_dir=off",
                               "--set", "head.hidden=16", "--data", str(tmp_path / "d.jsonl"),
                               "--pairs", str(tmp_path / "ui.jsonl"), "--out", str(tmp_path / "rm")])
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "rm" / "train_summary.json").read_text())
     assert summary["n_extra_pairs"] == 1
-    res = runner.invoke(app, ["reward", "validate", "--model", str(tmp_path / "rm"), "--data", str(tmp_path / "d.jsonl")])
+    res = runner.invoke(app, ["reward", "validate", "--model", str(tmp_path / "rm"), "--data", str(tmp_path / "d.jsonl"), "--no-disk-cache"])
     assert res.exit_code == 0, res.output
     assert "reply length" in res.output and "margin over reply length" in res.output
     report = json.loads((tmp_path / "rm" / "validation" / "validation.json").read_text())

@@ -15,7 +15,7 @@ from replyrl.rewards.train import RewardTrainConfig, train_reward_model, within_
 from replyrl.rewards.validate import bootstrap_margin, held_out, pair_wins, validate_reward_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "reward"
-FAST = ["epochs=15", "patience=5", "head.hidden=32", "lr=0.003"]
+FAST = ["cache_dir=off", "epochs=15", "patience=5", "head.hidden=32", "lr=0.003"]
 
 
 @pytest.fixture(scope="module")

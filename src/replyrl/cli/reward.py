@@ -65,21 +65,29 @@ def validate(
                                                             "(default: <model>/validation)."),
     ratio: float = typer.Option(2.0, "--ratio", help="SHP pair rule: the later reply wins by this factor."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad data rows instead of stopping."),
+    disk_cache: bool = typer.Option(True, "--disk-cache/--no-disk-cache",
+                                    help="Reuse embeddings persisted under $REPLYRL_CACHE/embeddings."),
 ) -> None:
     """Held-out Spearman/Pearson and pairwise accuracy of the RM next to length, heuristic and context baselines."""
     from rich.table import Table
 
     from replyrl.records import load_records
+    from replyrl.rewards.embeddings import default_cache_dir
     from replyrl.rewards.learned import load_reward_model
     from replyrl.rewards.validate import held_out, validate_reward_model
 
     with user_errors():
         rm = load_reward_model(model)
+        disk = default_cache_dir(rm.encoder_name) if disk_cache else None
+        if disk is not None:
+            rm.embeddings.load(disk)
         loaded = load_records(data, skip_invalid=skip_invalid)
         records, dropped = held_out(loaded.records, model)
         if dropped:
             err_console.print(f"[dim]dropped {dropped} record(s) of tweets the model trained on[/]")
         report = validate_reward_model(rm, records, ratio=ratio, out_dir=out or model / "validation")
+        if disk is not None:
+            rm.embeddings.save(disk)
     table = Table(title=f"Reward validation: {report['n_tweets']} held-out tweets, {report['n_records']} replies, "
                         f"{report['n_pairs']} SHP-style pairs (label: {report['label']})")
     for col in ("model", "pairwise acc", "Spearman", "Pearson"):

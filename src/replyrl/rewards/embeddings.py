@@ -133,6 +133,14 @@ class EmbeddingCache:
         return len(keys)
 
 
+def default_cache_dir(encoder_name: str | None = None) -> Path:
+    """Where `reward train/validate` persist embeddings: `$REPLYRL_CACHE/embeddings/<encoder>`."""
+    from replyrl.models import DEFAULT_ENCODER, cache_dir
+
+    name = Path(encoder_name).name if encoder_name else DEFAULT_ENCODER
+    return cache_dir() / "embeddings" / name
+
+
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine of two (n, d) arrays of unit vectors."""
     return np.einsum("nd,nd->n", a, b).astype(np.float64)

@@ -81,7 +81,7 @@ class RewardTrainConfig:
     heuristic: HeuristicConfig = field(default_factory=HeuristicConfig)
     """Heuristic whose training-set statistics are stored for the composite reward."""
     cache_dir: str | None = None
-    """Folder to persist the embedding cache (re-runs skip encoding)."""
+    """Folder persisting the embedding cache so re-runs skip encoding (None: `$REPLYRL_CACHE/embeddings/<encoder>`; "off": none)."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.val_frac < 0.5:
@@ -249,6 +249,14 @@ def fit_head(cfg: RewardTrainConfig, train: Batch, val: Batch, *, pairs: np.ndar
     return head, {"best_epoch": best_epoch, "val_metric": best, "epochs_run": len(history), "history": history}
 
 
+def _cache_folder(cfg: RewardTrainConfig):
+    from replyrl.rewards.embeddings import default_cache_dir
+
+    if cfg.cache_dir == "off":
+        return None
+    return cfg.cache_dir or default_cache_dir(cfg.encoder)
+
+
 def train_reward_model(cfg: RewardTrainConfig, records: Sequence, extra_pairs: Sequence = (),
                        embeddings=None, log=print):
     """Train a reward model on `records` (split by tweet, seeded) plus `extra_pairs`.
@@ -273,8 +281,9 @@ def train_reward_model(cfg: RewardTrainConfig, records: Sequence, extra_pairs: S
     va = [r for r in train if r.tweet_id in val_ids]
     labeler = fit_labeler(train, cfg.label)
     cache = embeddings if embeddings is not None else EmbeddingCache(encoder_name=cfg.encoder)
-    if cfg.cache_dir:
-        cache.load(cfg.cache_dir)
+    disk = _cache_folder(cfg)
+    if disk is not None:
+        cache.load(disk)
     extra_pairs = list(extra_pairs)
     log(f"training {cfg.objective} reward head: {len(tr)} replies / {len({r.tweet_id for r in tr})} tweets "
         f"(+{len(va)} / {len(val_ids)} for validation), {len(extra_pairs)} extra pairs")
@@ -285,8 +294,8 @@ def train_reward_model(cfg: RewardTrainConfig, records: Sequence, extra_pairs: S
     tb = _encode_batch(cache, tweets, replies, delays, cfg.head)
     vb = _encode_batch(cache, [r.tweet for r in va], [r.reply for r in va],
                        [r.reply_time_diff_seconds for r in va], cfg.head)
-    if cfg.cache_dir:
-        cache.save(cfg.cache_dir)
+    if disk is not None:
+        cache.save(disk)
     eng_va = [engagement_raw(r) for r in va]
     val_pairs = within_tweet_pairs(eng_va, [r.tweet_id for r in va], cfg.pair_ratio,
                                    [r.reply_time_diff_seconds for r in va], later_only=True)
