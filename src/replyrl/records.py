@@ -255,12 +255,14 @@ class _Row(dict):
     duplicate_keys: tuple[str, ...] = ()
 
 
-def _object_hook(pairs: list[tuple[str, Any]]) -> _Row:
-    row = _Row(pairs)
-    if len(row) != len(pairs):
-        seen: set[str] = set()
-        row.duplicate_keys = tuple(dict.fromkeys(k for k, _ in pairs if k in seen or seen.add(k)))
-    return row
+def _object_hook(pairs: list[tuple[str, Any]]) -> dict:
+    row = dict(pairs)
+    if len(row) == len(pairs):
+        return row  # the common case stays a plain dict (it may end up in Record.extra)
+    seen: set[str] = set()
+    dup = _Row(pairs)
+    dup.duplicate_keys = tuple(dict.fromkeys(k for k, _ in pairs if k in seen or seen.add(k)))
+    return dup
 
 
 def _read_bytes(path: Path) -> bytes:
