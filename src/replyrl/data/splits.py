@@ -3,8 +3,8 @@
 Every reply of a tweet lands in the same split, so nothing learned from a tweet's replies leaks
 into another split. Tweets are put in quartiles of their mean log engagement (ranked, ties broken
 by tweet_id, so quartiles have equal size), and each quartile is divided by the split fractions,
-so every split sees the same mix of quiet and viral tweets. The proxy reward model trains on
-`sft ∪ rl`, the gold reward model on `gold`, evaluation uses `test`.
+so every split sees the same mix of quiet and viral tweets (and of reply counts). The proxy
+reward model trains on `sft ∪ rl`, the gold reward model on `gold`, evaluation uses `test`.
 """
 
 from __future__ import annotations
@@ -75,30 +75,25 @@ def split_records(records: Sequence[Record],
     """
     cfg = cfg or SplitConfig()
     quart = tweet_quartiles(records)
-    strata: dict[int, list[str]] = defaultdict(list)
-    for t in sorted(quart):  # sort before shuffling so input order cannot change the result
-        strata[quart[t]].append(t)
+    n_replies: dict[str, int] = defaultdict(int)
+    for r in records:
+        n_replies[r.tweet_id] += 1
     rng = np.random.default_rng(cfg.seed)
-    fr = cfg.fractions()
-    cum = np.cumsum([fr[s] for s in SPLITS])
+    tweets = sorted(quart)  # sort before shuffling so input order cannot change the result
+    tweets = [tweets[i] for i in rng.permutation(len(tweets))]
+    # Lay tweets out by quartile, then by reply count (stable sort: ties stay in seeded random
+    # order), and deal them out so that every split stays as close as it can to its quota at
+    # every step. Any run of consecutive tweets is then divided by the fractions to within a
+    # tweet or two, so each split gets its share of every quartile (by tweets) and of every
+    # reply count (so record-level proportions match too: viral tweets have more replies).
+    tweets.sort(key=lambda t: (quart[t], n_replies[t]))
+    fr = np.array([cfg.fractions()[s] for s in SPLITS])
+    counts = np.zeros(len(SPLITS))
     assign: dict[str, str] = {}
-    offset = 0
-    for q in range(N_QUARTILES):
-        tweets = strata.get(q, [])
-        tweets = [tweets[i] for i in rng.permutation(len(tweets))]
-        # Cumulative rounding over the quartiles laid end to end: each split gets within one
-        # tweet of its share of every quartile, and rounding does not favour the same split in
-        # every quartile, so the split totals are also within one tweet of their fractions.
-        end = offset + len(tweets)
-        bounds = [0]
-        for c in cum[:-1]:
-            b = math.floor(c * end + 0.5) - math.floor(c * offset + 0.5)
-            bounds.append(min(max(b, bounds[-1]), len(tweets)))
-        bounds.append(len(tweets))
-        offset = end
-        for s, a, b in zip(SPLITS, bounds[:-1], bounds[1:]):
-            for t in tweets[a:b]:
-                assign[t] = s
+    for i, t in enumerate(tweets):
+        k = int(np.argmax(fr * (i + 1) - counts))  # the split furthest behind its quota
+        counts[k] += 1
+        assign[t] = SPLITS[k]
     out: dict[str, list[Record]] = {s: [] for s in SPLITS}
     for r in records:
         out[assign[r.tweet_id]].append(r)
@@ -106,14 +101,19 @@ def split_records(records: Sequence[Record],
 
 
 def split_stats(splits: dict[str, list[Record]]) -> dict[str, dict]:
-    """Per split: records, tweets, and the share of its tweets in each engagement quartile."""
+    """Per split: records, tweets, and the share of its tweets (and of its records) in each
+    engagement quartile."""
     quart = tweet_quartiles([r for recs in splits.values() for r in recs])
     stats = {}
     for name, recs in splits.items():
         tweets = sorted({r.tweet_id for r in recs})
         counts = np.bincount([quart[t] for t in tweets], minlength=N_QUARTILES)
-        props = (counts / max(len(tweets), 1)).round(4).tolist()
-        stats[name] = {"records": len(recs), "tweets": len(tweets), "quartile_proportions": props}
+        rcounts = np.bincount([quart[r.tweet_id] for r in recs], minlength=N_QUARTILES)
+        stats[name] = {
+            "records": len(recs), "tweets": len(tweets),
+            "quartile_proportions": (counts / max(len(tweets), 1)).round(4).tolist(),
+            "record_quartile_proportions": (rcounts / max(len(recs), 1)).round(4).tolist(),
+        }
     return stats
 
 
