@@ -192,8 +192,10 @@ def split(
         t.add_column(c, justify="right")
     for name, st in split_stats(splits).items():
         t.add_row(name, f"{st['records']:,}", f"{st['tweets']:,}",
-                  *(f"{p:.1%}" for p in st["quartile_proportions"]))
+                  *(f"{100 * p:.1f}/{100 * r:.1f}" for p, r in zip(st["quartile_proportions"],
+                                                        st["record_quartile_proportions"])))
     console.print(t)
+    _say("Q1-Q4: engagement quartile shares in %, of the split's tweets / of its records")
 
 
 @data_app.command("pairs")
