@@ -177,6 +177,8 @@ class OptimConfig:
     """Write the latest rollouts (or SFT samples) to samples.jsonl every N steps (0 = off)."""
     bf16: bool = False
     """bf16 mixed precision (GPU)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in backward (saves GPU memory; slows small CPU runs, TRL turns it on)."""
     use_cpu: bool = True
     """Force CPU (the laptop profile)."""
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])

@@ -28,8 +28,11 @@ class ObjectiveReward:
 
     def __init__(self, engagement, beta: float, lam: float, mode: str = "additive", floor: float = 0.05,
                  encoder=None):
+        from replyrl.rewards.embeddings import EmbeddingCache
+
         self.engagement, self.beta, self.lam, self.mode, self.floor = engagement, beta, lam, mode, floor
-        self.encoder = encoder
+        # One cache for the whole run: the encoder loads once and repeated texts are encoded once.
+        self.embeddings = encoder if isinstance(encoder, EmbeddingCache) else EmbeddingCache(encoder)
 
     def __call__(self, prompts, completions, **columns) -> list[float]:
         from replyrl.rewards.base import completion_texts
@@ -37,22 +40,22 @@ class ObjectiveReward:
 
         log_metric = columns.get("log_metric")
         texts = completion_texts(completions)
-        if self.beta > 0 or self.mode != "additive":
+        if self.engagement is not None and (self.beta > 0 or self.mode != "additive"):
             r = np.asarray(self.engagement(prompts, completions, **columns), dtype=np.float64)
         else:  # polychromic with additive credit needs no engagement reward
             r = np.zeros(len(texts))
         keys = columns.get("tweet_id") or [str(p) for p in prompts]
-        if self.lam > 0:
-            credit = diversity_credit(keys, texts, r, mode=self.mode, lam=self.lam, encoder=self.encoder,
-                                      floor=self.floor)
-        else:
-            credit = np.zeros(len(texts))
+        stats: dict[str, float] = {}
+        credit = diversity_credit(keys, texts, r, mode=self.mode, lam=self.lam, encoder=self.embeddings,
+                                  floor=self.floor, stats=stats)
         total = policy_reward(r, credit, self.beta)
         if not np.all(np.isfinite(total)):
             raise ValueError(f"objective reward produced non-finite values: {total.tolist()}")
         if log_metric is not None:
             log_metric("rewards/engagement/mean", float(r.mean()))
             log_metric("diversity/credit_mean", float(np.mean(credit)))
+            for k, v in stats.items():
+                log_metric(f"diversity/{k}", float(v))
             log_metric("completions/mean_chars", float(np.mean([len(t) for t in texts])))
         return total.tolist()
 

@@ -110,6 +110,7 @@ def _common_args(cfg: TrainConfig, out: Path) -> dict:
         max_grad_norm=o.max_grad_norm, logging_steps=o.logging_steps, save_steps=o.save_steps,
         save_total_limit=o.save_total_limit, bf16=o.bf16, use_cpu=o.use_cpu, report_to=list(o.report_to),
         seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0, disable_tqdm=False,
+        gradient_checkpointing=o.gradient_checkpointing,
     )
 
 
@@ -216,6 +217,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, argv:
     result = trainer.train(resume_from_checkpoint=ckpt)
     trainer.save_model(str(out / "adapter"))
     trainer.processing_class.save_pretrained(str(out / "adapter"))
+    (out / "adapter" / "training_args.bin").unlink(missing_ok=True)  # a pickle; config.yaml says the same
     atomic_write_json(out / "metrics.json", {
         "global_step": trainer.state.global_step, "train_loss": result.training_loss,
         "seconds": round(time.time() - t0, 1), "recipe": cfg.recipe, "seed": cfg.seed,
