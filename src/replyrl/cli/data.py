@@ -67,6 +67,9 @@ def validate(
     with user_errors():
         res = _load(file, skip_invalid)
         _report_load(res, file, skip_invalid, rejects)
+    if not res.records:
+        err_console.print("[bold red]error:[/] no valid records left")
+        raise typer.Exit(2)
 
 
 @data_app.command("import")
