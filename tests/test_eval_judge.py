@@ -18,10 +18,14 @@ class FakeAPI(BaseHTTPRequestHandler):
     """OpenAI- and Anthropic-shaped answers: prefers the reply containing 'GOOD'."""
 
     calls: list[dict] = []
+    fail_next = 0
 
     def do_POST(self):  # noqa: N802 - http.server API
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         FakeAPI.calls.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+        if FakeAPI.fail_next:
+            FakeAPI.fail_next -= 1
+            return self._send(429, {"error": "rate limited"})
         user = body["messages"][-1]["content"]
         a_part = user.split("Reply A:")[1].split("Reply B:")[0]
         letter = "A" if "GOOD" in a_part else "B"
@@ -59,6 +63,7 @@ def server():
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     FakeAPI.calls = []
+    FakeAPI.fail_next = 0
     yield f"http://127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
     srv.server_close()
@@ -90,6 +95,14 @@ def test_anthropic_backend_parses_text_answers(server, monkeypatch):
     assert probs == pytest.approx([1.0, 0.0])
     call = FakeAPI.calls[0]
     assert call["path"] == "/v1/messages" and call["headers"]["anthropic-version"] == "2023-06-01"
+
+
+def test_api_backend_retries_rate_limits(server, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    FakeAPI.fail_next = 1
+    cfg = JudgeConfig(backend="anthropic", model="fake-claude", base_url=server)
+    assert Judge(cfg).prob_better(TRIPLES[:1]) == pytest.approx([1.0])
+    assert len(FakeAPI.calls) == 3  # one 429, then both orders answered
 
 
 def test_api_key_only_from_env_and_never_in_errors(server, monkeypatch):

@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -63,9 +64,11 @@ class JudgeConfig:
     """Prompts per forward pass for the local backend."""
     timeout_s: float = 30.0
     """HTTP timeout per request."""
+    retries: int = 3
+    """Retries (exponential backoff) on HTTP 429/5xx from an API backend."""
 
     def __post_init__(self):
-        if self.replies_per_tweet < 1 or self.batch_size < 1:
+        if self.replies_per_tweet < 1 or self.batch_size < 1 or self.retries < 0:
             raise ValueError("judge.replies_per_tweet and judge.batch_size must be >= 1")
         if self.enabled and self.backend != "local" and not self.model:
             raise ValueError(f"judge.model is required for the {self.backend} backend "
@@ -131,14 +134,20 @@ class ApiBackend:
     def _post(self, url: str, body: dict, headers: dict) -> dict:
         req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                      headers={"content-type": "application/json", **headers})
-        try:
-            with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
-                return json.loads(resp.read().decode())
-        except urllib.error.HTTPError as e:
-            detail = e.read().decode(errors="replace")[:300].replace(self._key, "***")
-            raise JudgeError(f"{self.kind} judge at {url} answered HTTP {e.code}: {detail}") from None
-        except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as e:
-            raise JudgeError(f"{self.kind} judge at {url} failed: {e}") from None
+        for attempt in range(self.cfg.retries + 1):
+            try:
+                with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
+                    return json.loads(resp.read().decode())
+            except urllib.error.HTTPError as e:
+                # Rate limits and overloads pass; anything else (bad key, bad model) will not.
+                if e.code in (429, 500, 502, 503, 529) and attempt < self.cfg.retries:
+                    time.sleep(2.0 ** attempt)
+                    continue
+                detail = e.read().decode(errors="replace")[:300].replace(self._key, "***")
+                raise JudgeError(f"{self.kind} judge at {url} answered HTTP {e.code}: {detail}") from None
+            except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as e:
+                raise JudgeError(f"{self.kind} judge at {url} failed: {e}") from None
+        raise AssertionError("unreachable")
 
     def _one(self, prompt: str) -> float:
         if self.kind == "openai":
