@@ -107,3 +107,19 @@ def test_pool_pairs_all_satisfy_rules():
         assert p.tweet == a.tweet
         per_tweet[p.tweet_id] = per_tweet.get(p.tweet_id, 0) + 1
     assert max(per_tweet.values()) <= 8
+
+
+def test_vectorized_rule_matches_is_preferred_on_random_replies():
+    import itertools
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    recs = [rec(f"r{i}", int(rng.integers(0, 12)), rts=int(rng.integers(0, 2)),
+                t=None if rng.random() < 0.3 else float(rng.integers(0, 5)))
+            for i in range(40)]
+    for ratio in (1.0, 2.0, 3.5):
+        got = {(p.chosen, p.rejected) for p in preference_pairs(recs, ratio, 10**6)}
+        want = {(a.reply, b.reply) for a, b in itertools.permutations(recs, 2)
+                if is_preferred(a, b, ratio)}
+        assert got == want and len(want) > 50

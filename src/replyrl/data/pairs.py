@@ -28,7 +28,6 @@ import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import permutations
 from pathlib import Path
 from typing import Any
 
@@ -106,18 +105,31 @@ def preference_pairs(records: Sequence[Record], ratio: float = 2.0, max_pairs_pe
     out: list[Pair] = []
     for tid in sorted(groups):
         replies = sorted(groups[tid], key=lambda r: (r.reply, r.reply_id or ""))
-        valid = [(a, b) for a, b in permutations(replies, 2) if is_preferred(a, b, ratio)]
+        valid = _valid_pairs(replies, ratio)  # (n_valid, 2) indices (chosen, rejected)
         if len(valid) > max_pairs_per_tweet:
             # per-tweet generator: adding or removing another tweet does not change this sample
             rng = np.random.default_rng([seed, zlib.crc32(tid.encode("utf-8"))])
-            keep = np.sort(rng.choice(len(valid), size=max_pairs_per_tweet, replace=False))
-            valid = [valid[i] for i in keep]
-        for a, b in valid:
+            valid = valid[np.sort(rng.choice(len(valid), size=max_pairs_per_tweet, replace=False))]
+        for i, j in valid:
+            a, b = replies[i], replies[j]
             sa, sb = engagement_raw(a), engagement_raw(b)
             out.append(Pair(tweet_id=tid, tweet=a.tweet, chosen=a.reply, rejected=b.reply,
                             chosen_score=float(sa), rejected_score=float(sb),
                             margin=pair_margin(sa, sb)))
     return out
+
+
+def _valid_pairs(replies: Sequence[Record], ratio: float) -> np.ndarray:
+    """`is_preferred` for every ordered pair at once (a viral tweet may have thousands of replies).
+
+    Returns (i, j) index rows in the order of itertools.permutations(range(n), 2).
+    """
+    sc = np.array([engagement_raw(r) for r in replies], dtype=float)  # (n,)
+    t = np.array([np.nan if r.reply_time_diff_seconds is None else r.reply_time_diff_seconds
+                  for r in replies])  # (n,)
+    ok = (sc[:, None] > sc[None, :]) & (sc[:, None] >= ratio * np.maximum(sc[None, :], 1.0))
+    earlier = t[:, None] < t[None, :]  # False wherever either time is unknown (NaN)
+    return np.argwhere(ok & ~earlier)  # (n_valid, 2), row-major
 
 
 def write_pairs(path: str | Path, pairs: Sequence[Pair]) -> Path:
