@@ -50,9 +50,13 @@ class Record:
     reply_time_diff_seconds: float | None = None
     """Seconds between tweet and reply, when known."""
     reply_id: str | None = None
+    """The reply's own id in the source, when known."""
     tweet_author: str | None = None
+    """Who posted the tweet, when known."""
     reply_author: str | None = None
+    """Who posted the reply, when known."""
     created_at: str | None = None
+    """When the reply was posted (as given, usually ISO 8601), when known."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Unknown fields, passed through untouched."""
 
@@ -69,10 +73,15 @@ class RowError:
     """A bad row: where it is, which field, what value, and why."""
 
     file: str
+    """The data file."""
     line: int
+    """1-based line number (for CSV: the row's first line; 0: the file as a whole)."""
     field: str | None
+    """The offending field, or None when the whole line is bad (not JSON, not an object)."""
     value: Any
+    """The offending value (for a whole-line error: the line's start)."""
     reason: str
+    """What is wrong, in words."""
 
     def __str__(self) -> str:
         value = repr(self.value)
@@ -99,10 +108,15 @@ class LoadResult:
     """What a load kept, what it rejected, and the duplicates it removed."""
 
     records: list[Record]
+    """Valid, de-duplicated records in file order."""
     errors: list[RowError]
+    """Every error found (a bad row may have several)."""
     rejected_lines: list[bytes]
+    """The bad rows' lines, verbatim as read, one entry per bad row."""
     duplicates: int
+    """Valid rows dropped because an earlier row had the same (tweet_id, reply)."""
     n_rows: int
+    """Rows read (blank lines are not rows)."""
 
 
 def parse_row(row: dict[str, Any], file: str, line: int) -> tuple[Record | None, list[RowError]]:
