@@ -157,6 +157,8 @@ def main() -> int:
         print(f"  latency p50 / p95 / max       {percentile(ok, 50):8.2f} / {percentile(ok, 95):.2f} / {max(ok):.2f} s")
         print(f"  throughput                    {len(ok) / wall:8.3f} requests/s ({wall:.1f} s wall)")
     print(f"  RSS after warm-up / at end    {rss_warm:8.1f} / {rss_end:.1f} MB ({growth:+.1%})")
+    print(f"  machine: {os.cpu_count()} CPUs, load average at end {os.getloadavg()[0]:.1f} "
+          "(other processes share the CPUs: latency scales with it)")
     failed = False
     if other:
         print(f"FAIL: {len(other)} requests failed other than with 503: {other[:5]}")

@@ -12,10 +12,13 @@ most `queue_size` more wait, and any further request gets 503 at once rather tha
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import random
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -103,8 +106,13 @@ class QueueFull(Exception):
 
 
 class GenerationQueue:
-    """One generation at a time, at most `queue_size` waiting; built on thread locks so it works
-    whatever event loop (or test client portal) a request arrives on."""
+    """One generation at a time, at most `queue_size` waiting, the rest refused at once.
+
+    Generation runs on one dedicated worker thread: that serializes it (the model and the global
+    torch seed are not safe to share) and keeps every torch allocation on one thread, so the
+    allocator does not grow a memory arena per pool thread. The admission counter is guarded by a
+    thread lock, so it holds whatever event loop (or test-client portal) a request arrives on.
+    """
 
     def __init__(self, queue_size: int) -> None:
         if queue_size < 0:
@@ -113,7 +121,7 @@ class GenerationQueue:
         self.admitted = 0
         """Requests generating or waiting to generate."""
         self._count = threading.Lock()
-        self._generate = threading.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replyrl-generate")
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         with self._count:
@@ -124,14 +132,10 @@ class GenerationQueue:
                 )
             self.admitted += 1
         try:
-            return await run_in_threadpool(self._locked, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._worker, functools.partial(fn, *args))
         finally:
             with self._count:
                 self.admitted -= 1
-
-    def _locked(self, fn: Callable[..., T], *args: Any) -> T:
-        with self._generate:
-            return fn(*args)
 
     def state(self) -> dict[str, int]:
         return {"admitted": self.admitted, "queue_size": self.queue_size}
