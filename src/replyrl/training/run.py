@@ -110,7 +110,7 @@ def _common_args(cfg: TrainConfig, out: Path) -> dict:
         max_grad_norm=o.max_grad_norm, logging_steps=o.logging_steps, save_steps=o.save_steps,
         save_total_limit=o.save_total_limit, bf16=o.bf16, use_cpu=o.use_cpu, report_to=list(o.report_to),
         seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0, disable_tqdm=False,
-        gradient_checkpointing=o.gradient_checkpointing,
+        activation_checkpointing=o.gradient_checkpointing,
     )
 
 
