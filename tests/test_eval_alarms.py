@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -78,6 +80,13 @@ def test_agreed_model_raises_length_and_duplicate_alarms_copy_raises_none(tmp_pa
     assert copy["pass@4"]["mean"] == pytest.approx(1.0)
     for f in ("summary.json", "report.md", "report.html"):
         assert (tmp_path / f).exists()
+
+    def no_nan(const):
+        raise AssertionError(f"summary.json is not strict JSON: {const}")
+
+    strict = json.loads((tmp_path / "summary.json").read_text(), parse_constant=no_nan)
+    d = next(c["d"] for c in strict["comparisons"] if c["metric"] == "pass@4")
+    assert d is None  # constant samples (all 1 vs all 0): infinite d is written as null
 
 
 def _rows(proxy, gold, relevance, replies=None):

@@ -83,3 +83,8 @@ def test_evaluate_two_models_and_render_report_in_chromium(tmp_path):
     assert len(images) == 4, images  # pass@k, diversity-quality, engagement vs KL, training curves
     assert all(done and width > 0 for _, done, width in images), images
     assert (out / "report.png").stat().st_size > 10_000
+    # keep the screenshot and report where a reviewer can look at them after tmp dirs rotate
+    keep = Path(__file__).parents[1] / "output" / "test-artifacts"
+    keep.mkdir(parents=True, exist_ok=True)
+    for f in ("report.png", "report.html", "report.md"):
+        shutil.copy(out / f, keep / f"eval_e2e_{f}")

@@ -76,6 +76,19 @@ def _example(row: dict, i: int, why: str) -> dict:
     return {"tweet_id": row["tweet_id"], "tweet": row["tweet"], "reply": row["replies"][i], "why": why}
 
 
+def _one_per_tweet(hits: list[tuple], n: int) -> list[tuple]:
+    """The first `n` hits from distinct tweets (hits are (..., row, i) sorted by severity)."""
+    seen, out = set(), []
+    for h in hits:
+        tid = h[-2]["tweet_id"]
+        if tid not in seen:
+            seen.add(tid)
+            out.append(h)
+        if len(out) == n:
+            break
+    return out
+
+
 def length_alarm(model: str, rows: list[dict], cfg: AlarmConfig) -> Alarm:
     """Mean reply length vs an absolute floor and vs the references' mean length."""
     lengths = [(len(r.strip()), row, i) for row in rows for i, r in enumerate(row["replies"])]
@@ -83,7 +96,7 @@ def length_alarm(model: str, rows: list[dict], cfg: AlarmConfig) -> Alarm:
     ref_len = float(np.mean([len(r.strip()) for row in rows for r in row["references"]]))
     threshold = max(cfg.min_length_chars, cfg.length_ratio * ref_len)
     fired = mean_len < threshold
-    shortest = sorted(lengths, key=lambda x: x[0])[:cfg.n_examples] if fired else []
+    shortest = _one_per_tweet(sorted(lengths, key=lambda x: x[0]), cfg.n_examples) if fired else []
     return Alarm("length_collapse", model, fired, mean_len, threshold,
                  f"mean reply length {mean_len:.0f} chars vs references' {ref_len:.0f} "
                  f"(alarm below {threshold:.0f})",
@@ -130,7 +143,7 @@ def offtopic_alarm(model: str, rows: list[dict], cfg: AlarmConfig) -> Alarm | No
     hits.sort(key=lambda h: h[0]["reply_scores"]["relevance"][h[1]])
     examples = [_example(row, i, f"proxy {row['reply_scores']['proxy'][i]:.3f} >= {high:.3f}, "
                                  f"relevance {row['reply_scores']['relevance'][i]:.2f}")
-                for row, i in hits[:cfg.n_examples]] if fired else []
+                for row, i in _one_per_tweet(hits, cfg.n_examples)] if fired else []
     return Alarm("high_proxy_low_relevance", model, fired, share, threshold,
                  f"{share:.0%} of replies score in the references' top "
                  f"{1 - cfg.proxy_quantile:.0%} under the proxy with relevance < "

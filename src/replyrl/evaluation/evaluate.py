@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,9 +235,20 @@ def _finish(out: Path, meta: dict, runs: list[dict], rows_by_run: dict, cfg: Eva
 
     summary = build_summary(meta, runs, rows_by_run, cfg.alarms, n_boot=cfg.bootstrap,
                             seed=cfg.seed, baseline=cfg.baseline)
-    atomic_write_json(out / "summary.json", summary)
+    # Strict JSON for other tools: NaN/inf (undefined tests, constant samples) become null.
+    atomic_write_json(out / "summary.json", _strict_json(summary))
     write_report(out, summary, rows_by_run)
     return summary
+
+
+def _strict_json(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict_json(v) for v in obj]
+    return obj
 
 
 def rebuild(out: str | Path) -> dict:

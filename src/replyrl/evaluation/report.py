@@ -19,7 +19,9 @@ Block = tuple  # ("h", level, text) | ("p", text) | ("warn", text) | ("table", h
 
 
 def _fmt(x: float, digits: int = 3) -> str:
-    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return ("+∞" if x > 0 else "−∞") if math.isinf(x) else f"{x:.{digits}f}"
 
 
 def _cell(ci: dict | None) -> str:
