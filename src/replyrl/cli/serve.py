@@ -63,7 +63,7 @@ def _print_table(result, reward_name: str) -> None:
     table = Table(title=f"Replies ranked by {reward_name}", show_lines=True,
                   caption=("components: " + ", ".join(comps)) if narrow and comps else None)
     table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("reply", ratio=1, min_width=36, overflow="fold")
+    table.add_column("reply", ratio=1, min_width=28, overflow="fold")  # 80 columns fit 5 components
     table.add_column("total", justify="right", style="bold", no_wrap=True)
     for c in comps:
         table.add_column(c[:4] if narrow else c, justify="right", no_wrap=True)
