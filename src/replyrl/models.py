@@ -119,7 +119,7 @@ def load_tokenizer(name_or_path: str | None = None, padding_side: str = "left"):
 
     path = resolve_policy(name_or_path)
     if is_adapter_dir(path) and not (Path(path) / "tokenizer_config.json").exists():
-        path = _adapter_base(path)
+        path = adapter_base(path)
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except OSError as e:
@@ -143,7 +143,7 @@ def load_policy(name_or_path: str | None = None, dtype: str = "float32", device:
         if is_adapter_dir(path):
             from peft import PeftModel
 
-            base = AutoModelForCausalLM.from_pretrained(resolve_policy(_adapter_base(path)), dtype=torch_dtype)
+            base = AutoModelForCausalLM.from_pretrained(resolve_policy(adapter_base(path)), dtype=torch_dtype)
             model = PeftModel.from_pretrained(base, path)
             if merge_adapter:
                 model = model.merge_and_unload()
@@ -159,7 +159,7 @@ def load_policy(name_or_path: str | None = None, dtype: str = "float32", device:
     return model, tok
 
 
-def _adapter_base(adapter_dir: str | Path) -> str:
+def adapter_base(adapter_dir: str | Path) -> str:
     import json
 
     cfg = json.loads((Path(adapter_dir) / "adapter_config.json").read_text())

@@ -92,9 +92,9 @@ def _policy(cfg: TrainConfig):
     if cfg.model.init_adapter:
         from peft import PeftModel
 
-        from replyrl.models import _adapter_base
+        from replyrl.models import adapter_base
 
-        base = AutoModelForCausalLM.from_pretrained(resolve_policy(_adapter_base(cfg.model.init_adapter)), dtype=dtype)
+        base = AutoModelForCausalLM.from_pretrained(resolve_policy(adapter_base(cfg.model.init_adapter)), dtype=dtype)
         model = PeftModel.from_pretrained(base, cfg.model.init_adapter, is_trainable=True)
     else:
         model = AutoModelForCausalLM.from_pretrained(resolve_policy(cfg.model.name), dtype=dtype)
