@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from replyrl.evaluation.evaluate import EvalConfig, ModelSpec, evaluate, parse_models
+from replyrl.evaluation.evaluate import EvalConfig, evaluate, parse_models
 from replyrl.evaluation.generate_cache import EvalTweet, cache_path, cached_generations
 from replyrl.evaluation.judge import JudgeConfig
 from replyrl.evaluation.logs import training_curves
