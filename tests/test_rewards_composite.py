@@ -74,7 +74,7 @@ def test_cli_train_validate_score(tmp_path, encoder):
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "rm" / "train_summary.json").read_text())
     assert summary["n_extra_pairs"] == 1
-    res = runner.invoke(app, ["reward", "validate", "--model", str(tmp_path / "rm"), "--data", str(tmp_path / "d.jsonl"), "--no-disk-cache"])
+    res = runner.invoke(app, ["reward", "validate", "--model", str(tmp_path / "rm"), "--data", str(tmp_path / "d.jsonl"), "--cache-dir", "off"])
     assert res.exit_code == 0, res.output
     assert "reply length" in res.output and "margin over reply length" in res.output
     report = json.loads((tmp_path / "rm" / "validation" / "validation.json").read_text())

@@ -65,8 +65,8 @@ def validate(
                                                             "(default: <model>/validation)."),
     ratio: float = typer.Option(2.0, "--ratio", help="SHP pair rule: the later reply wins by this factor."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad data rows instead of stopping."),
-    disk_cache: bool = typer.Option(True, "--disk-cache/--no-disk-cache",
-                                    help="Reuse embeddings persisted under $REPLYRL_CACHE/embeddings."),
+    cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="Embedding cache folder to reuse "
+                                            "(default $REPLYRL_CACHE/embeddings/<encoder>; 'off': none)."),
 ) -> None:
     """Held-out Spearman/Pearson and pairwise accuracy of the RM next to length, heuristic and context baselines."""
     from rich.table import Table
@@ -78,7 +78,7 @@ def validate(
 
     with user_errors():
         rm = load_reward_model(model)
-        disk = default_cache_dir(rm.encoder_name) if disk_cache else None
+        disk = None if cache_dir == "off" else Path(cache_dir or default_cache_dir(rm.encoder_name))
         if disk is not None:
             rm.embeddings.load(disk)
         loaded = load_records(data, skip_invalid=skip_invalid)
@@ -99,6 +99,9 @@ def validate(
     console.print(f"margin over reply length: [bold]{100 * report['margin_over_length']:+.1f}[/] points "
                   f"(95% CI {100 * lo:+.1f} to {100 * hi:+.1f}, tweet bootstrap); "
                   f"over the heuristic: {100 * report['margin_over_heuristic']:+.1f} points")
+    if report.get("context_r2_log_likes") is not None:
+        console.print(f"context (post likes, timing, followers) explains {100 * report['context_r2_log_likes']:.0f}% "
+                      "of the variance of log likes on the training tweets; the rest is left for the text")
     for w in report["warnings"]:
         err_console.print(f"[bold yellow]warning:[/] {w}")
     console.print(f"[dim]written: {report.get('calibration_png')} and validation.json beside it[/]")

@@ -7,14 +7,14 @@ Data use, all seeded:
   (`train_tweets.json`) so `reward validate` can drop them from any data file it is given.
 - a validation set of whole tweets (`val_frac`) is held out *inside* the training tweets for early
   stopping and model selection; the held-out test tweets are never used to tune anything.
-- preference pairs: `pairs: shp` uses the SHP-style pairs of `replyrl.data.pairs` (later reply
-  wins by `pair_ratio`); `pairs: all` uses every within-tweet pair whose scores differ by
+- preference pairs: `pairs: shp` (default) uses the SHP-style pairs of `replyrl.data.pairs` (later
+  reply wins by `pair_ratio`); `pairs: all` uses every within-tweet pair whose scores differ by
   `pair_ratio`, earlier winners included, with a *timing nuisance term* in the loss:
   P(a ≻ b) = σ(s(a) − s(b) + γ·(log1p t_a − log1p t_b)). Timing explains most of Reddit
   engagement (an earlier comment wins 83 % of clear pairs), so a text model trained on those pairs
   without the term learns "long replies come early" or noise; with it, γ absorbs the timing
   advantage and s(·) is left the text's share. γ is used in training only; the saved reward sees
-  text alone. Extra pairs (e.g. user picks from `replyrl serve`) join the training pairs.
+  text alone. On reddit-college it did not beat `shp` (docs/rewards.md), so it is opt-in. Extra pairs (e.g. user picks from `replyrl serve`) join the training pairs.
 - Bradley–Terry loss is symmetric in (a, b), so swapping pairs as augmentation changes nothing;
   regularization comes from weight decay, dropout and early stopping instead.
 """
@@ -48,7 +48,7 @@ class RewardTrainConfig:
     """Regression loss."""
     huber_delta: float = 0.1
     """Huber transition point (labels are in [0, 1])."""
-    pairs: Literal["shp", "all"] = "all"
+    pairs: Literal["shp", "all"] = "shp"
     """Preference pairs: SHP-style only, or all within-tweet pairs with the timing nuisance term."""
     pair_ratio: float = 2.0
     """A reply beats another when its engagement is at least this many times higher."""
@@ -204,8 +204,12 @@ def fit_head(cfg: RewardTrainConfig, train: Batch, val: Batch, *, pairs: np.ndar
         head.x_mean.copy_(train.x.mean(0))
         head.x_std.copy_(train.x.std(0).clamp_min(1e-6))
     gamma = torch.nn.Parameter(torch.zeros(()))  # timing nuisance, training only
-    params = list(head.parameters()) + ([gamma] if timing else [])
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = [{"params": list(head.parameters())}]
+    if timing:
+        # γ is one scalar that must reach O(1) before the head can stop explaining timing with
+        # text: a larger step and no decay let it get there in the first epoch.
+        groups.append({"params": [gamma], "lr": cfg.lr * 50, "weight_decay": 0.0})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     preference = pairs is not None
     n = len(pairs) if preference else len(y)
     P = torch.from_numpy(pairs) if preference else None

@@ -126,7 +126,9 @@ def validate_reward_model(model: Any, records: Sequence, ratio: float = 2.0, out
                         f"(95 % CI {100 * ci[0]:+.1f} to {100 * ci[1]:+.1f})")
     if not acc["reward model"] - acc["heuristic"] > 0:
         warnings.append("the reward model does not beat the heuristic on held-out pairs")
+    ctx_r2 = Labeler.from_dict(meta["context_labeler"]).context_r2 if meta.get("context_labeler") else None
     report = {
+        "context_r2_log_likes": ctx_r2,
         "n_records": len(records), "n_tweets": len({r.tweet_id for r in records}), "n_pairs": int(len(pairs)),
         "label": labeler.kind, "objective": meta.get("objective"), "pair_ratio": ratio, "rows": rows,
         "margin_over_length": margin, "margin_ci95": list(ci),
