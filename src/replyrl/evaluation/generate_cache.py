@@ -99,7 +99,7 @@ def policy_generator(model_path: str | None, sampling: SamplingConfig, device: s
         from replyrl.models import load_policy
 
         if "model" not in state:
-            state["model"], state["tok"] = load_policy(model_path, device=device)
+            state["model"], state["tok"] = load_policy(model_path, device=device, merge_adapter=True)  # merged: faster
         return generate_replies(state["model"], state["tok"], tweets, sampling, progress=True)
 
     return gen
