@@ -80,8 +80,8 @@ class RewardTrainConfig:
     """Seed of the validation split, initialization and batch order."""
     heuristic: HeuristicConfig = field(default_factory=HeuristicConfig)
     """Heuristic whose training-set statistics are stored for the composite reward."""
-    cache_dir: str | None = None
-    """Folder persisting the embedding cache so re-runs skip encoding (None: `$REPLYRL_CACHE/embeddings/<encoder>`; "off": none)."""
+    cache_dir: str | bool | None = None
+    """Folder persisting the embedding cache so re-runs skip encoding (None/true: `$REPLYRL_CACHE/embeddings/<encoder>`; off/false: none)."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.val_frac < 0.5:
@@ -256,9 +256,11 @@ def fit_head(cfg: RewardTrainConfig, train: Batch, val: Batch, *, pairs: np.ndar
 def _cache_folder(cfg: RewardTrainConfig):
     from replyrl.rewards.embeddings import default_cache_dir
 
-    if cfg.cache_dir == "off":
+    if cfg.cache_dir is False or cfg.cache_dir == "off":
         return None
-    return cfg.cache_dir or default_cache_dir(cfg.encoder)
+    if cfg.cache_dir is None or cfg.cache_dir is True:
+        return default_cache_dir(cfg.encoder)
+    return cfg.cache_dir
 
 
 def train_reward_model(cfg: RewardTrainConfig, records: Sequence, extra_pairs: Sequence = (),
