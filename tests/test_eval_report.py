@@ -123,12 +123,15 @@ def test_cli_rejects_bad_config_before_loading_models(tmp_path):
     assert res.exit_code == 2 and "pass_criterion" in res.output
 
 
-def test_batched_generation_shape_and_seed(policy):
-    from replyrl.generation import generate_replies
+def test_batched_generation_shared_prefill_matches_plain_generate(policy, monkeypatch):
+    from replyrl import generation
 
     model, tok = policy
     cfg = SamplingConfig(n=2, max_new_tokens=4, batch_prompts=2, seed=3)
     tweets = [t.tweet for t in TWEETS[:2]]
-    a = generate_replies(model, tok, tweets, cfg)  # one generate call: 2 prompts x 2 sequences
+    a = generation.generate_replies(model, tok, tweets, cfg)  # one call: 2 prompts x 2 sequences
     assert [len(r) for r in a] == [2, 2]
-    assert generate_replies(model, tok, tweets, cfg) == a
+    # the prompt prefilled once and its cache repeated n times samples exactly what
+    # generate(num_return_sequences=n) samples from the same seed
+    monkeypatch.setattr(generation, "_generate_shared_prefill", lambda *args: None)
+    assert generation.generate_replies(model, tok, tweets, cfg) == a

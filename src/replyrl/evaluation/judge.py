@@ -106,7 +106,12 @@ class LocalBackend:
         import torch
 
         out: list[float] = []
-        for s in range(0, len(prompts), self.batch_size):
+        starts = range(0, len(prompts), self.batch_size)
+        if len(starts) > 4:
+            from rich.progress import track
+
+            starts = track(starts, description=f"Judging {len(prompts)} ordered pairs")
+        for s in starts:
             texts = [self._text(p) for p in prompts[s:s + self.batch_size]]
             enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
             with torch.no_grad():
