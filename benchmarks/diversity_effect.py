@@ -4,13 +4,13 @@ Two polychromic runs (α = 1, β = 0) on the synthetic sample's RL split, identi
 diversity weight: λ = 0.5 and λ = 0 (at λ = 0 the objective is plain SFT on the reference reply,
 with the same rollouts sampled and discarded). Same seed, same data order, same steps.
 
-Then, for a fixed set of held-out tweets (the test split of `synthesize(n_tweets=100, seed=0)`,
-first `--eval-tweets` by tweet_id), each final adapter samples K replies per tweet with one fixed
+Then, for the held-out tweets (the test split of `synthesize(n_tweets=100, seed=0)`: all 15, or
+the first `--eval-tweets` by tweet_id), each final adapter samples K replies per tweet with one fixed
 sampling seed, and we measure the mean pairwise cosine distance among each tweet's K replies with
 the packaged sentence encoder (`evaluation.metrics.semantic_diversity`). Reported: both means,
 their difference, and a paired Wilcoxon signed-rank test over tweets (one-sided: λ > 0 higher).
 
-    python benchmarks/diversity_effect.py [--steps 30] [--out diversity_effect.json] [--workdir DIR]
+    python benchmarks/diversity_effect.py [--steps 30] [--out diversity_effect.json] [--workdir DIR] [--reuse]
 
 The settings were chosen once, before the result was known, and are not tuned: K = 4,
 1 prompt per step, 24 completion tokens, learning rate 2e-4, LoRA r = 8 (the base config).
@@ -53,8 +53,8 @@ class Settings:
     """AdamW learning rate of the LoRA weights."""
     seed: int = 0
     """Training seed (weights, data order, rollouts) of both runs."""
-    eval_tweets: int = 16
-    """Held-out test-split tweets used for the measurement."""
+    eval_tweets: int = 0
+    """Held-out test-split tweets used for the measurement (0 = all 15 of them)."""
     sample_seed: int = 1234
     """Sampling seed of the evaluation replies (the same for both adapters)."""
     overrides: list[str] = field(default_factory=list)
@@ -76,7 +76,7 @@ def run_overrides(s: Settings, lam: float, workdir: Path) -> list[str]:
 
 
 def heldout_tweets(n: int) -> list[str]:
-    """The first `n` test-split tweets (by tweet_id) of the synthetic sample: never trained on."""
+    """The first `n` (0: all) test-split tweets, by tweet_id, of the synthetic sample: never trained on."""
     from replyrl.data.splits import SplitConfig, split_records
     from replyrl.data.synth import synthesize
 
@@ -84,7 +84,7 @@ def heldout_tweets(n: int) -> list[str]:
     by_id = {}
     for r in test:
         by_id.setdefault(r.tweet_id, r.tweet)
-    tweets = [by_id[t] for t in sorted(by_id)][:n]
+    tweets = [by_id[t] for t in sorted(by_id)][: n or None]
     if len(tweets) < n:
         raise ValueError(f"the synthetic test split has only {len(tweets)} tweets, asked for {n}")
     return tweets
@@ -113,12 +113,15 @@ def train_one(s: Settings, lam: float, workdir: Path) -> Path:
     return train(cfg, overwrite=True, argv=["diversity_effect.py", f"--train-only={lam}"])
 
 
-def train_all(s: Settings, workdir: Path, parallel: bool) -> dict[float, dict]:
+def train_all(s: Settings, workdir: Path, parallel: bool, reuse: bool = False) -> dict[float, dict]:
     """Train both runs, in this process one after the other, or as two concurrent subprocesses
     (on a shared, loaded CPU two single-threaded processes finish sooner than one 2-thread run
     after another; the runs are independent, so results do not depend on this choice)."""
     t0 = time.perf_counter()
-    if parallel:
+    done = [(workdir / f"lambda_{lam:g}" / f"seed_{s.seed}" / "metrics.json").exists() for lam in s.lambdas]
+    if reuse and all(done):
+        print(f"reusing the finished runs in {workdir}", flush=True)
+    elif parallel:
         procs = []
         for lam in s.lambdas:
             cmd = [sys.executable, __file__, f"--train-only={lam}", f"--steps={s.steps}", f"--workdir={workdir}",
@@ -143,14 +146,14 @@ def train_all(s: Settings, workdir: Path, parallel: bool) -> dict[float, dict]:
     return runs
 
 
-def run_experiment(s: Settings, workdir: Path, parallel: bool = True) -> dict:
+def run_experiment(s: Settings, workdir: Path, parallel: bool = True, reuse: bool = False) -> dict:
     """Train both runs, measure both adapters, and return the result record."""
     import numpy as np
     from scipy.stats import wilcoxon
 
     from replyrl.models import load_encoder
 
-    runs = train_all(s, workdir, parallel)
+    runs = train_all(s, workdir, parallel, reuse)
     tweets = heldout_tweets(s.eval_tweets)
     encoder = load_encoder()
     for lam in s.lambdas:
@@ -192,7 +195,7 @@ def report(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=Settings.steps, help="optimizer steps per run (>= 30 for the claim)")
-    ap.add_argument("--eval-tweets", type=int, default=Settings.eval_tweets, help="held-out tweets measured")
+    ap.add_argument("--eval-tweets", type=int, default=Settings.eval_tweets, help="held-out tweets measured (0 = all)")
     ap.add_argument("--out", default="diversity_effect.json", help="result JSON")
     ap.add_argument("--workdir", default="", help="run folders go here (default: a temp dir, kept)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -200,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sequential", action="store_true", help="train the two runs one after the other")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads per training process (default: 1 when parallel, else 2)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="measure the finished runs already in --workdir instead of training again")
     ap.add_argument("--train-only", type=float, default=None, help=argparse.SUPPRESS)  # subprocess mode
     args = ap.parse_args(argv)
     import torch
@@ -212,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         train_one(s, args.train_only, workdir)
         return 0
     print(f"runs in {workdir}; settings {asdict(s)}", flush=True)
-    result = run_experiment(s, workdir, parallel=not args.sequential)
+    result = run_experiment(s, workdir, parallel=not args.sequential, reuse=args.reuse)
     from replyrl.io import atomic_write_json
 
     atomic_write_json(args.out, result)
