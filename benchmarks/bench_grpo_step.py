@@ -23,6 +23,7 @@ of TRL's scoring, and loss+backward+optimizer), and the process's peak RSS (targ
 with three trainers in one process this overstates one trainer's peak: run `--variants grpo` for that).
 
     python benchmarks/bench_grpo_step.py [--rounds 5] [--warmup 1] [--k 4] [--tokens 32] [--prompts 2]
+                                         [--threads 1] [--variants trl,grpo,hybrid] [--rm RM_DIR]
 """
 
 from __future__ import annotations
@@ -180,7 +181,9 @@ def main() -> int:
     ap.add_argument("--prompts", type=int, default=2, help="prompts per step")
     ap.add_argument("--rm", default="", help="reward model folder for the composite reward (default: heuristic only)")
     ap.add_argument("--variants", default="trl,grpo,hybrid", help="comma list of trl, grpo, hybrid")
-    ap.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "2")), help="torch threads")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "1")),
+                    help="torch threads (1 by default: on a shared 2-core machine 2 threads made step times "
+                         "vary 3x from round to round, 1 thread within a few percent)")
     args = ap.parse_args()
     args.variants = [x.strip() for x in args.variants.split(",") if x.strip()]
     if unknown := set(args.variants) - {"trl", "grpo", "hybrid"}:
