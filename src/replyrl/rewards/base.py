@@ -123,3 +123,15 @@ def log_components(log_metric: Callable[[str, float], None] | None, components: 
         m = float(np.mean(v)) if len(v) else 0.0
         if math.isfinite(m):
             log_metric(f"{prefix}/{k}/mean", m)
+
+
+def call_scorer(scorer: Any, prompts: Sequence[Any] | None, completions: Sequence[Any],
+                columns: Mapping[str, Any]) -> list[float]:
+    """The TRL reward call shared by every scorer with `.score(tweets, replies)` and
+    `.last_components`: unpack completions and tweets, score, log components, check values."""
+    replies = completion_texts(completions)
+    tweets = tweets_from(prompts, columns)
+    check_lengths(scorer.__name__, tweets=tweets, completions=replies)
+    values = scorer.score(tweets, replies)
+    log_components(columns.get("log_metric"), scorer.last_components)
+    return check_rewards(values, len(replies), scorer.__name__)

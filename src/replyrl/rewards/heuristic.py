@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from replyrl.rewards.base import (check_lengths, check_rewards, completion_texts, log_components,
-                                  tweets_from)
+from replyrl.rewards.base import call_scorer, check_lengths
 from replyrl.rewards.embeddings import EmbeddingCache, cosine_rows
 
 COMPONENTS = ("relevance", "length", "sentiment", "uniqueness", "safety")
@@ -205,9 +204,4 @@ class HeuristicReward:
 
     def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (),
                  **columns: Any) -> list[float]:
-        replies = completion_texts(completions)
-        tweets = tweets_from(prompts, columns)
-        check_lengths(self.__name__, tweets=tweets, completions=replies)
-        values = self.score(tweets, replies)
-        log_components(columns.get("log_metric"), self.last_components)
-        return check_rewards(values, len(replies), self.__name__)
+        return call_scorer(self, prompts, completions, columns)
