@@ -19,7 +19,7 @@ def tiny_config(tmp: Path) -> Path:
     p.write_text(f"""
 _base_: {ROOT / 'configs/pipeline/cpu-demo.yaml'}
 name: tiny
-synth_tweets: 16
+synth_tweets: 40
 recipes: [sft, grpo]
 train_configs: {ROOT / 'configs/train'}
 eval_config: {ROOT / 'configs/eval/default.yaml'}
