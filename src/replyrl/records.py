@@ -349,6 +349,16 @@ def _iter_csv(data: bytes):
         yield line, raw, dict(zip(header, cells)), ""
 
 
+def append_unique(records: list[Record], seen: set[tuple[str, str]], rec: Record) -> bool:
+    """Append `rec` unless its (tweet_id, reply) was seen (first row wins); True for a duplicate."""
+    key = (rec.tweet_id, rec.reply.strip())
+    if key in seen:
+        return True
+    seen.add(key)
+    records.append(rec)
+    return False
+
+
 def load_records(
     path: str | Path,
     skip_invalid: bool = False,
@@ -388,12 +398,7 @@ def load_records(
             errors.extend(row_errs)
             rejected.append(raw if raw.endswith(b"\n") else raw + b"\n")
             continue
-        key = (rec.tweet_id, rec.reply.strip())
-        if key in seen:
-            dups += 1
-            continue
-        seen.add(key)
-        records.append(rec)
+        dups += append_unique(records, seen, rec)
     if errors and not skip_invalid:
         raise DataError(errors[:max_errors], total=len(errors),
                         hint="\nFix these rows, or pass --skip-invalid to write them to a "

@@ -27,7 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from replyrl.records import KNOWN_FIELDS, DataError, LoadResult, Record, RowError, parse_row
+from replyrl.records import (KNOWN_FIELDS, DataError, LoadResult, Record, RowError, append_unique,
+                             parse_row)
 
 
 @dataclass
@@ -244,20 +245,15 @@ def _validate(rows: list[tuple[int, dict]], file: str, skip_invalid: bool, max_e
     records: list[Record] = []
     errors = list(prior_errors)
     seen: set[tuple[str, str]] = set()
+    rejected: list[bytes] = []
     dups = 0
     for line, row in rows:
         rec, errs = parse_row(row, file, line)
         if errs:
             errors += errs
+            rejected.append((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
             continue
-        key = (rec.tweet_id, rec.reply.strip())
-        if key in seen:
-            dups += 1
-            continue
-        seen.add(key)
-        records.append(rec)
+        dups += append_unique(records, seen, rec)
     if errors and not skip_invalid:
         raise DataError(errors[:max_errors], total=len(errors))
-    rejected = [(json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
-                for line, row in rows if parse_row(row, file, line)[1]]
     return LoadResult(records, errors, rejected, dups, len(rows) + len(prior_errors))
