@@ -121,17 +121,3 @@ def test_cli_rejects_bad_config_before_loading_models(tmp_path):
     res = CliRunner().invoke(app, ["evaluate", "--model", "base=base", "--data", "x.jsonl",
                                    "--out", str(tmp_path), "--set", "pass_critrion=reference"])
     assert res.exit_code == 2 and "pass_criterion" in res.output
-
-
-def test_batched_generation_shared_prefill_matches_plain_generate(policy, monkeypatch):
-    from replyrl import generation
-
-    model, tok = policy
-    cfg = SamplingConfig(n=2, max_new_tokens=4, batch_prompts=2, seed=3)
-    tweets = [t.tweet for t in TWEETS[:2]]
-    a = generation.generate_replies(model, tok, tweets, cfg)  # one call: 2 prompts x 2 sequences
-    assert [len(r) for r in a] == [2, 2]
-    # the prompt prefilled once and its cache repeated n times samples exactly what
-    # generate(num_return_sequences=n) samples from the same seed
-    monkeypatch.setattr(generation, "_generate_shared_prefill", lambda *args: None)
-    assert generation.generate_replies(model, tok, tweets, cfg) == a

@@ -44,8 +44,8 @@ BERTSCORE_NOTE = ("BERTScore F1: greedy token matching (Zhang et al. 2020) on th
 class EvalConfig:
     """How `replyrl evaluate` samples, scores and judges."""
 
-    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(n=8))
-    """Sampling of the n replies per tweet (n >= max k)."""
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(n=8, batch_prompts=16))
+    """Sampling of the n replies per tweet (n >= max k); 16 x 8 = 128 rows per pass (docs/evaluation.md#speed)."""
     ks: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     """The k values of pass@k."""
     max_tweets: int | None = None

@@ -2,7 +2,7 @@
 
 The pipeline behind `replyrl suggest` and `replyrl serve`:
 
-1. one batched `generate` call samples `ceil(oversample * k)` candidates (num_return_sequences);
+1. one batched sampling pass draws `ceil(oversample * k)` candidates (the prompt prefilled once);
 2. empty replies, exact duplicates and echoes of the tweet itself are dropped;
 3. every candidate is scored by a `Ranker` (the composite reward with `--reward RM_DIR`, the
    heuristic reward without), and the best are kept greedily, skipping any reply whose encoder
@@ -221,7 +221,7 @@ class Suggester:
 
 
 def policy_generator(model: Any, tokenizer: Any, max_new_tokens: int = 48, top_p: float = 0.95) -> Generate:
-    """A `Generate` over a loaded policy: one batched `generate` call with num_return_sequences=n."""
+    """A `Generate` over a loaded policy: one batched sampling pass of n rows for the tweet."""
     from replyrl.generation import SamplingConfig, generate_replies
 
     def generate(tweet: str, n: int, temperature: float, seed: int) -> list[str]:
