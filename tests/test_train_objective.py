@@ -56,3 +56,24 @@ def test_recipe_weights_and_overrides():
         ObjectiveConfig(sft_weight=0, pg_weight=0, diversity_weight=0).resolved("hybrid")
     with pytest.raises(ValueError, match="pg_weight"):
         ObjectiveConfig(pg_weight=-1)
+
+
+def test_objective_reward_encodes_each_completion_once(encoder):
+    """The diversity credit reuses the engagement reward's embedding cache (hybrid: β > 0, λ > 0)."""
+    from pathlib import Path
+
+    from replyrl.config import load_config
+    from replyrl.training.config import TrainConfig
+    from replyrl.training.run import objective_reward
+
+    cfg = load_config(TrainConfig, Path(__file__).parents[1] / "configs/train/hybrid.yaml")
+    reward = objective_reward(cfg)
+    assert reward.beta > 0 and reward.lam > 0
+    assert reward.embeddings is reward.engagement.embeddings
+    reward.embeddings._encoder = encoder
+    tweet = "Is grad school worth it for a CS major?"
+    replies = ["Depends on the job you want.", "Only if someone else pays.", "Yes, for research roles.",
+               "Depends on the job you want."]
+    out = reward([tweet] * 4, replies, tweet=[tweet] * 4, tweet_id=["t1"] * 4)
+    assert len(out) == 4 and all(np.isfinite(out))
+    assert reward.embeddings.misses == 4  # the tweet and 3 distinct replies, each encoded once

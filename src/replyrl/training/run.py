@@ -145,18 +145,32 @@ def build_trainer(cfg: TrainConfig, out: Path):
     return trainer
 
 
+def objective_reward(cfg: TrainConfig):
+    """The run's ObjectiveReward; the diversity credit shares the engagement reward's embedding
+    cache when both use the default encoder, so each completion is encoded once per step."""
+    from replyrl.models import DEFAULT_ENCODER
+    from replyrl.rewards.build import build_reward
+    from replyrl.training.grpo import ObjectiveReward
+
+    _, beta, lam = cfg.objective.resolved(cfg.recipe)
+    engagement = build_reward(validate_reward(cfg)) if beta > 0 or cfg.objective.diversity_mode != "additive" else None
+    shared = getattr(engagement, "embeddings", None)
+    if shared is not None and (shared.encoder_name or DEFAULT_ENCODER) != DEFAULT_ENCODER:
+        shared = None  # another encoder: the credit keeps the default one, as without a reward
+    return ObjectiveReward(engagement, beta, lam, cfg.objective.diversity_mode, cfg.objective.diversity_floor,
+                           encoder=shared)
+
+
 def _grpo_trainer(cfg: TrainConfig, out: Path, model, tok, rows: list[dict], common: dict):
     from datasets import Dataset
     from trl import GRPOConfig
 
-    from replyrl.rewards.build import build_reward
     from replyrl.training.callbacks import AdaptiveKLCallback
-    from replyrl.training.grpo import ObjectiveGRPOTrainer, ObjectiveReward
+    from replyrl.training.grpo import ObjectiveGRPOTrainer
 
     g = cfg.grpo
     alpha, beta, lam = cfg.objective.resolved(cfg.recipe)
-    engagement = build_reward(validate_reward(cfg)) if beta > 0 or cfg.objective.diversity_mode != "additive" else None
-    reward = ObjectiveReward(engagement, beta, lam, cfg.objective.diversity_mode, cfg.objective.diversity_floor)
+    reward = objective_reward(cfg)
     args = GRPOConfig(
         **common, per_device_train_batch_size=g.prompts_per_step * g.num_generations,
         num_generations=g.num_generations, max_completion_length=g.max_completion_length,
