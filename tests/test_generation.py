@@ -81,6 +81,7 @@ def test_replies_depend_on_seed_and_tweet_not_on_batching_or_order(policy):
     assert generate_replies(model, tok, tweets[::-1], cfg3) == generate_replies(model, tok, tweets, cfg3)[::-1]
     other = generate_replies(model, tok, tweets, SamplingConfig(n=2, max_new_tokens=6, batch_prompts=1, seed=4))
     assert other != one
+    assert generate_replies(model, tok, [], cfg) == []
 
 
 def test_sampling_config_rejects_bad_values():

@@ -232,6 +232,8 @@ def generate_replies(model, tokenizer, tweets: list[str], cfg: SamplingConfig | 
     import torch
 
     cfg = cfg or SamplingConfig()
+    if not tweets:
+        return []
     tokenizer.padding_side = "left"
     device = next(model.parameters()).device
     prompts = [build_prompt(tokenizer, t, cfg.instruction) for t in tweets]
