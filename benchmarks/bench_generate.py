@@ -12,6 +12,7 @@ bits of a logit, and with it an occasional token). A third column runs transform
 replaced), to show what the hand-written decode loop buys.
 
     python benchmarks/bench_generate.py [--tweets 16] [--n 8] [--max-new-tokens 48] [--repeats 2]
+    python benchmarks/bench_generate.py --tweets 32 --sweep 1,4,8,16,32   # replies/s per batch size
 """
 
 from __future__ import annotations
@@ -47,6 +48,29 @@ def generate_baseline(model, tok, tweets, cfg) -> list[list[str]]:
     return out
 
 
+def sweep(model, tok, tweets, common: dict, sizes: list[int], console) -> None:
+    """Replies/s of `generate_replies` for each prompts-per-pass value, one run each."""
+    import torch
+    from rich.table import Table
+
+    from replyrl.generation import SamplingConfig, generate_replies
+
+    generate_replies(model, tok, tweets[:max(sizes)], SamplingConfig(batch_prompts=max(sizes), **common))
+    table = Table(title=f"generate_replies: {len(tweets)} tweets x {common['n']} replies, "
+                        f"{common['max_new_tokens']} new tokens, torch threads {torch.get_num_threads()}")
+    for col in ("prompts per pass", "rows per pass", "seconds", "replies/s", f"vs {sizes[0]} prompt(s)"):
+        table.add_column(col, justify="right")
+    first = None
+    for size in sizes:
+        t0 = time.perf_counter()
+        generate_replies(model, tok, tweets, SamplingConfig(batch_prompts=size, **common))
+        rate = len(tweets) * common["n"] / (time.perf_counter() - t0)
+        first = first or rate
+        table.add_row(str(size), str(size * common["n"]), f"{len(tweets) * common['n'] / rate:.1f}",
+                      f"{rate:.2f}", f"{rate / first:.2f}x")
+    console.print(table)
+
+
 def main() -> None:
     from replyrl.evaluation.evaluate import EvalConfig
 
@@ -60,6 +84,8 @@ def main() -> None:
                     help="prompts per forward pass on the batched side (evaluation default)")
     ap.add_argument("--repeats", type=int, default=2, help="alternating timed runs per side")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--sweep", default=None,
+                    help="comma-separated prompts-per-pass values: time one run of each instead")
     args = ap.parse_args()
 
     import torch
@@ -75,6 +101,9 @@ def main() -> None:
     tweets = list(dict.fromkeys(r.tweet for r in records))[:args.tweets]
     model, tok = load_policy(args.model, device=args.device)
     common = dict(n=args.n, max_new_tokens=args.max_new_tokens, seed=0)
+    if args.sweep:
+        sweep(model, tok, tweets, common, [int(v) for v in args.sweep.split(",")], console)
+        return
     sides = {"batched": SamplingConfig(batch_prompts=args.batch_prompts, **common),
              "per-prompt loop": SamplingConfig(batch_prompts=1, **common)}
     # Warm-up at the full batch shape: the first large allocation is slow and would bias the
