@@ -55,6 +55,8 @@ class Settings:
     """Training seed (weights, data order, rollouts) of both runs."""
     eval_tweets: int = 0
     """Held-out test-split tweets used for the measurement (0 = all 15 of them)."""
+    eval_k: int = 0
+    """Replies sampled per tweet in the measurement (0 = k); more replies, less measurement noise."""
     sample_seed: int = 1234
     """Sampling seed of the evaluation replies (the same for both adapters)."""
     overrides: list[str] = field(default_factory=list)
@@ -97,7 +99,7 @@ def measure(adapter: Path, tweets: list[str], s: Settings, encoder) -> tuple[lis
     from replyrl.models import load_policy
 
     model, tok = load_policy(str(adapter))
-    replies = generate_replies(model, tok, tweets, SamplingConfig(n=s.k, max_new_tokens=s.tokens,
+    replies = generate_replies(model, tok, tweets, SamplingConfig(n=s.eval_k or s.k, max_new_tokens=s.tokens,
                                                                   seed=s.sample_seed))
     del model
     return [semantic_diversity(embed(encoder, rs)) for rs in replies], replies
@@ -125,6 +127,7 @@ def train_all(s: Settings, workdir: Path, parallel: bool, reuse: bool = False) -
         procs = []
         for lam in s.lambdas:
             cmd = [sys.executable, __file__, f"--train-only={lam}", f"--steps={s.steps}", f"--workdir={workdir}",
+                   f"--seed={s.seed}",
                    *(f"--set={o}" for o in s.overrides)]
             log = open(workdir / f"train_lambda_{lam:g}.log", "w")
             procs.append((lam, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
@@ -196,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=Settings.steps, help="optimizer steps per run (>= 30 for the claim)")
     ap.add_argument("--eval-tweets", type=int, default=Settings.eval_tweets, help="held-out tweets measured (0 = all)")
+    ap.add_argument("--seed", type=int, default=Settings.seed, help="training seed of both runs")
+    ap.add_argument("--eval-k", type=int, default=Settings.eval_k, help="replies per tweet measured (0 = k)")
     ap.add_argument("--out", default="diversity_effect.json", help="result JSON")
     ap.add_argument("--workdir", default="", help="run folders go here (default: a temp dir, kept)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -210,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads or (2 if args.sequential else 1))
-    s = Settings(steps=args.steps, eval_tweets=args.eval_tweets, overrides=args.overrides)
+    s = Settings(steps=args.steps, eval_tweets=args.eval_tweets, overrides=args.overrides, seed=args.seed,
+                 eval_k=args.eval_k)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="diversity-effect-"))
     workdir.mkdir(parents=True, exist_ok=True)
     if args.train_only is not None:
