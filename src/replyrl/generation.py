@@ -2,8 +2,8 @@
 
 The decode loop is ours rather than `model.generate` because evaluation is throughput-bound
 on small models, where `generate` spends most of a batched step outside the model:
-`torch.multinomial` and a full-vocabulary sort for top-p cost as much as the forward pass at
-64 rows on a CPU, every prompt is prefilled n times, and rows that hit EOS keep being computed
+`torch.multinomial` and a full-vocabulary sort for top-p cost nearly as much as all the model's
+matrix multiplies at 64 rows on a CPU, every prompt is prefilled n times, and rows that hit EOS keep being computed
 until the longest row ends. Here each prompt is prefilled once and its KV cache repeated n times,
 sampling is top-k → top-p inside the k candidates → one uniform per row (inverse CDF), and
 finished rows leave the batch. transformers' continuous batching (`generate_batch`) does the
@@ -14,6 +14,7 @@ so a tweet's replies do not depend on which tweets share its batch or on the bat
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -112,6 +113,7 @@ cache, staying costs one row of compute per step; at 128 rows on a 2-core CPU, c
 every EOS was 6 % slower than waiting for a tenth of the batch."""
 
 
+@functools.cache
 def _kv_layer_class():
     from transformers.cache_utils import DynamicLayer
 
@@ -134,8 +136,9 @@ def _kv_layer_class():
                 self.lazy_initialization(key_states, value_states)
             cur = self.get_seq_length()
             new = cur + key_states.shape[-2]
-            if not (self._owns_view() or cur == 0) or self.buf_k is None or self.buf_k.shape[-2] < new \
-                    or self.buf_k.shape[0] != key_states.shape[0]:
+            fits = (self.buf_k is not None and (cur == 0 or self._owns_view())
+                    and self.buf_k.shape[0] == key_states.shape[0] and self.buf_k.shape[-2] >= new)
+            if not fits:  # first call, full, or the cache was replaced by a parent-class method
                 b, h, _, d = key_states.shape
                 self.buf_k = key_states.new_empty(b, h, new + self.reserve, d)
                 self.buf_v = value_states.new_empty(b, h, new + self.reserve, value_states.shape[-1])
@@ -237,8 +240,8 @@ def generate_replies(model, tokenizer, tweets: list[str], cfg: SamplingConfig | 
     tokenizer.padding_side = "left"
     device = next(model.parameters()).device
     prompts = [build_prompt(tokenizer, t, cfg.instruction) for t in tweets]
-    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
-    order = sorted(range(len(prompts)), key=lambda i: lengths[i])  # similar lengths share a batch: less padding
+    token_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    order = sorted(range(len(prompts)), key=lambda i: len(token_ids[i]))  # similar lengths share a batch
     eos = eos_ids(model, tokenizer)
     out: list[list[str]] = [[] for _ in prompts]
     starts = range(0, len(order), cfg.batch_prompts)
@@ -248,8 +251,7 @@ def generate_replies(model, tokenizer, tweets: list[str], cfg: SamplingConfig | 
         starts = track(starts, description=f"Sampling {cfg.n} replies x {len(tweets)} tweets")
     for start in starts:
         chunk = order[start:start + cfg.batch_prompts]
-        enc = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True,
-                        add_special_tokens=False).to(device)
+        enc = tokenizer.pad({"input_ids": [token_ids[i] for i in chunk]}, return_tensors="pt").to(device)
         gens = [torch.Generator(device=device).manual_seed(prompt_seed(cfg.seed, prompts[i])) for i in chunk]
         with torch.no_grad():
             ids = sample_batch(model, enc["input_ids"], enc["attention_mask"], gens, cfg, eos)
