@@ -120,7 +120,8 @@ def _kv_layer_class():
     class ReservedKVLayer(DynamicLayer):
         """A `DynamicLayer` that writes new keys/values into reserved room instead of `torch.cat`.
 
-        `DynamicLayer` copies its whole cache every step (13 % of a 128-row decode step on CPU);
+        `DynamicLayer` copies its whole cache every step (with the model's other `torch.cat` calls, 13 % of a
+        128-row decode step on CPU; writing into reserved room gave +11 % replies/s);
         here the cache is a view of a buffer with `reserve` spare positions, grown only when full.
         """
 
