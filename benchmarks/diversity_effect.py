@@ -184,8 +184,9 @@ def run_experiment(s: Settings, workdir: Path, parallel: bool = True, reuse: boo
 def report(result: dict) -> str:
     (ta, a), (tb, b) = result["mean_distance"].items()
     n = len(result["tweets"])
+    k = result["settings"].get("eval_k") or result["settings"]["k"]
     return "\n".join([
-        f"mean pairwise semantic distance among K={result['settings'].get('eval_k') or result['settings']['k']} replies, {n} held-out tweets:",
+        f"mean pairwise semantic distance among K={k} replies, {n} held-out tweets:",
         f"  {ta:<12} {a:.4f}",
         f"  {tb:<12} {b:.4f}",
         f"  difference   {result['difference']:+.4f}  ({result['tweets_higher']} tweets higher, "

@@ -3,10 +3,10 @@
 The decode loop is ours rather than `model.generate` because evaluation is throughput-bound
 on small models, where `generate` spends most of a batched step outside the model:
 `torch.multinomial` and a full-vocabulary sort for top-p cost nearly as much as all the model's
-matrix multiplies at 64 rows on a CPU, every prompt is prefilled n times, and rows that hit EOS keep being computed
-until the longest row ends. Here each prompt is prefilled once and its KV cache repeated n times,
-sampling is top-k → top-p inside the k candidates → one uniform per row (inverse CDF), and
-finished rows leave the batch. transformers' continuous batching (`generate_batch`) does the
+matrix multiplies at 64 rows on a CPU, every prompt is prefilled n times, and rows that hit EOS
+keep being computed until the longest row ends. Here each prompt is prefilled once and its KV
+cache repeated n times, sampling is top-k → top-p inside the k candidates → one uniform per row
+(inverse CDF), and finished rows leave the batch. transformers' continuous batching (`generate_batch`) does the
 last part too, but measured 1.6 replies/s vs 4.4 for `generate` on this CPU (paged attention is
 built for GPUs). Each prompt draws its uniforms from its own generator, seeded by (seed, prompt),
 so a tweet's replies do not depend on which tweets share its batch or on the batch size.
@@ -32,7 +32,7 @@ class SamplingConfig:
     temperature: float = 0.9
     """Sampling temperature (> 0)."""
     top_k: int = 50
-    """Sample among the k most likely tokens (0 = the whole vocabulary); 50 is transformers' default."""
+    """Sample among the k most likely tokens (0 = all); 50 is transformers' default."""
     top_p: float = 0.95
     """Nucleus sampling mass, applied inside the top-k candidates."""
     batch_prompts: int = 8
@@ -120,8 +120,8 @@ def _kv_layer_class():
     class ReservedKVLayer(DynamicLayer):
         """A `DynamicLayer` that writes new keys/values into reserved room instead of `torch.cat`.
 
-        `DynamicLayer` copies its whole cache every step (with the model's other `torch.cat` calls, 13 % of a
-        128-row decode step on CPU; writing into reserved room gave +11 % replies/s);
+        `DynamicLayer` copies its whole cache every step (with the model's other `torch.cat`
+        calls, 13 % of a 128-row decode step on CPU; reserved room gave +11 % replies/s);
         here the cache is a view of a buffer with `reserve` spare positions, grown only when full.
         """
 
@@ -142,7 +142,8 @@ def _kv_layer_class():
             if not fits:  # first call, full, or the cache was replaced by a parent-class method
                 b, h, _, d = key_states.shape
                 self.buf_k = key_states.new_empty(b, h, new + self.reserve, d)
-                self.buf_v = value_states.new_empty(b, h, new + self.reserve, value_states.shape[-1])
+                d_v = value_states.shape[-1]
+                self.buf_v = value_states.new_empty(b, h, new + self.reserve, d_v)
                 if cur:
                     self.buf_k[:, :, :cur], self.buf_v[:, :, :cur] = self.keys, self.values
             self.buf_k[:, :, cur:new], self.buf_v[:, :, cur:new] = key_states, value_states
@@ -191,7 +192,8 @@ def sample_batch(model, input_ids, attention_mask, generators: list, cfg: Sampli
 
     n, rows = cfg.n, input_ids.shape[0] * cfg.n
     device = input_ids.device
-    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # left padding takes no positions
+    # left padding takes no positions
+    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     cache = new_cache(model, cfg.max_new_tokens)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
                    past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
@@ -219,10 +221,12 @@ def sample_batch(model, input_ids, attention_mask, generators: list, cfg: Sampli
         if done.sum() >= max(1.0, COMPACT_AT * len(live)):
             keep = (~done).nonzero().squeeze(1)
             cache.batch_select_indices(keep)
-            live, token, mask, next_pos, done = live[keep], token[keep], mask[keep], next_pos[keep], done[keep]
+            live, token, mask = live[keep], token[keep], mask[keep]
+            next_pos, done = next_pos[keep], done[keep]
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-        logits = model(input_ids=token[:, None], attention_mask=mask, position_ids=next_pos[:, None],
-                       past_key_values=cache, use_cache=True).logits[:, -1]
+        logits = model(input_ids=token[:, None], attention_mask=mask,
+                       position_ids=next_pos[:, None], past_key_values=cache,
+                       use_cache=True).logits[:, -1]
         next_pos = next_pos + 1
     return out
 
@@ -242,7 +246,8 @@ def generate_replies(model, tokenizer, tweets: list[str], cfg: SamplingConfig | 
     device = next(model.parameters()).device
     prompts = [build_prompt(tokenizer, t, cfg.instruction) for t in tweets]
     token_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    order = sorted(range(len(prompts)), key=lambda i: len(token_ids[i]))  # similar lengths share a batch
+    # similar lengths share a batch: less left padding
+    order = sorted(range(len(prompts)), key=lambda i: len(token_ids[i]))
     eos = eos_ids(model, tokenizer)
     out: list[list[str]] = [[] for _ in prompts]
     starts = range(0, len(order), cfg.batch_prompts)
@@ -252,8 +257,10 @@ def generate_replies(model, tokenizer, tweets: list[str], cfg: SamplingConfig | 
         starts = track(starts, description=f"Sampling {cfg.n} replies x {len(tweets)} tweets")
     for start in starts:
         chunk = order[start:start + cfg.batch_prompts]
-        enc = tokenizer.pad({"input_ids": [token_ids[i] for i in chunk]}, return_tensors="pt").to(device)
-        gens = [torch.Generator(device=device).manual_seed(prompt_seed(cfg.seed, prompts[i])) for i in chunk]
+        enc = tokenizer.pad({"input_ids": [token_ids[i] for i in chunk]},
+                            return_tensors="pt").to(device)
+        gens = [torch.Generator(device=device).manual_seed(prompt_seed(cfg.seed, prompts[i]))
+                for i in chunk]
         with torch.no_grad():
             ids = sample_batch(model, enc["input_ids"], enc["attention_mask"], gens, cfg, eos)
         texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
