@@ -6,9 +6,9 @@ on small models, where `generate` spends most of a batched step outside the mode
 matrix multiplies at 64 rows on a CPU, every prompt is prefilled n times, and rows that hit EOS
 keep being computed until the longest row ends. Here each prompt is prefilled once and its KV
 cache repeated n times, sampling is top-k → top-p inside the k candidates → one uniform per row
-(inverse CDF), and finished rows leave the batch. transformers' continuous batching (`generate_batch`) does the
-last part too, but measured 1.6 replies/s vs 4.4 for `generate` on this CPU (paged attention is
-built for GPUs). Each prompt draws its uniforms from its own generator, seeded by (seed, prompt),
+(inverse CDF), and finished rows leave the batch. transformers' continuous batching
+(`generate_batch`) does the last part too, but measured 1.6 replies/s vs 4.4 for `generate` on
+this CPU (paged attention is built for GPUs). Each prompt draws its uniforms from its own generator, seeded by (seed, prompt),
 so a tweet's replies do not depend on which tweets share its batch or on the batch size.
 """
 
