@@ -8,8 +8,8 @@ keep being computed until the longest row ends. Here each prompt is prefilled on
 cache repeated n times, sampling is top-k → top-p inside the k candidates → one uniform per row
 (inverse CDF), and finished rows leave the batch. transformers' continuous batching
 (`generate_batch`) does the last part too, but measured 1.6 replies/s vs 4.4 for `generate` on
-this CPU (paged attention is built for GPUs). Each prompt draws its uniforms from its own generator, seeded by (seed, prompt),
-so a tweet's replies do not depend on which tweets share its batch or on the batch size.
+this CPU (paged attention is built for GPUs). Each prompt draws its uniforms from its own
+generator, seeded by (seed, prompt), so a tweet's replies do not depend on which tweets share its batch or on the batch size.
 """
 
 from __future__ import annotations
