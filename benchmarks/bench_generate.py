@@ -36,15 +36,28 @@ def generate_baseline(model, tok, tweets, cfg) -> list[list[str]]:
     tok.padding_side = "left"
     out = []
     for start in range(0, len(tweets), cfg.batch_prompts):
-        chunk = [build_prompt(tok, t, cfg.instruction) for t in tweets[start:start + cfg.batch_prompts]]
-        enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        chunk = [
+            build_prompt(tok, t, cfg.instruction) for t in tweets[start : start + cfg.batch_prompts]
+        ]
+        enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(
+            model.device
+        )
         torch.manual_seed(cfg.seed + start)
         with torch.no_grad():
-            seqs = model.generate(**enc, do_sample=True, temperature=cfg.temperature, top_k=cfg.top_k,
-                                  top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                                  num_return_sequences=cfg.n, pad_token_id=tok.pad_token_id)
-        texts = tok.batch_decode(seqs[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        out += [[clean_reply(t) for t in texts[i * cfg.n:(i + 1) * cfg.n]] for i in range(len(chunk))]
+            seqs = model.generate(
+                **enc,
+                do_sample=True,
+                temperature=cfg.temperature,
+                top_k=cfg.top_k,
+                top_p=cfg.top_p,
+                max_new_tokens=cfg.max_new_tokens,
+                num_return_sequences=cfg.n,
+                pad_token_id=tok.pad_token_id,
+            )
+        texts = tok.batch_decode(seqs[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        out += [
+            [clean_reply(t) for t in texts[i * cfg.n : (i + 1) * cfg.n]] for i in range(len(chunk))
+        ]
     return out
 
 
@@ -55,10 +68,20 @@ def sweep(model, tok, tweets, common: dict, sizes: list[int], console) -> None:
 
     from replyrl.generation import SamplingConfig, generate_replies
 
-    generate_replies(model, tok, tweets[:max(sizes)], SamplingConfig(batch_prompts=max(sizes), **common))
-    table = Table(title=f"generate_replies: {len(tweets)} tweets x {common['n']} replies, "
-                        f"{common['max_new_tokens']} new tokens, torch threads {torch.get_num_threads()}")
-    for col in ("prompts per pass", "rows per pass", "seconds", "replies/s", f"vs {sizes[0]} prompt(s)"):
+    generate_replies(
+        model, tok, tweets[: max(sizes)], SamplingConfig(batch_prompts=max(sizes), **common)
+    )
+    table = Table(
+        title=f"generate_replies: {len(tweets)} tweets x {common['n']} replies, "
+        f"{common['max_new_tokens']} new tokens, torch threads {torch.get_num_threads()}"
+    )
+    for col in (
+        "prompts per pass",
+        "rows per pass",
+        "seconds",
+        "replies/s",
+        f"vs {sizes[0]} prompt(s)",
+    ):
         table.add_column(col, justify="right")
     first = None
     for size in sizes:
@@ -66,8 +89,13 @@ def sweep(model, tok, tweets, common: dict, sizes: list[int], console) -> None:
         generate_replies(model, tok, tweets, SamplingConfig(batch_prompts=size, **common))
         rate = len(tweets) * common["n"] / (time.perf_counter() - t0)
         first = first or rate
-        table.add_row(str(size), str(size * common["n"]), f"{len(tweets) * common['n'] / rate:.1f}",
-                      f"{rate:.2f}", f"{rate / first:.2f}x")
+        table.add_row(
+            str(size),
+            str(size * common["n"]),
+            f"{len(tweets) * common['n'] / rate:.1f}",
+            f"{rate:.2f}",
+            f"{rate / first:.2f}x",
+        )
     console.print(table)
 
 
@@ -76,16 +104,27 @@ def main() -> None:
 
     default = EvalConfig().sampling
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=None, help="policy (default: packaged SmolLM2-135M-Instruct)")
+    ap.add_argument(
+        "--model", default=None, help="policy (default: packaged SmolLM2-135M-Instruct)"
+    )
     ap.add_argument("--tweets", type=int, default=16, help="synthetic test tweets")
-    ap.add_argument("--n", type=int, default=default.n, help="replies per tweet (evaluation default)")
+    ap.add_argument(
+        "--n", type=int, default=default.n, help="replies per tweet (evaluation default)"
+    )
     ap.add_argument("--max-new-tokens", type=int, default=default.max_new_tokens)
-    ap.add_argument("--batch-prompts", type=int, default=default.batch_prompts,
-                    help="prompts per forward pass on the batched side (evaluation default)")
+    ap.add_argument(
+        "--batch-prompts",
+        type=int,
+        default=default.batch_prompts,
+        help="prompts per forward pass on the batched side (evaluation default)",
+    )
     ap.add_argument("--repeats", type=int, default=2, help="alternating timed runs per side")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--sweep", default=None,
-                    help="comma-separated prompts-per-pass values: time one run of each instead")
+    ap.add_argument(
+        "--sweep",
+        default=None,
+        help="comma-separated prompts-per-pass values: time one run of each instead",
+    )
     args = ap.parse_args()
 
     import torch
@@ -98,19 +137,24 @@ def main() -> None:
 
     console = Console()
     records = synthesize(n_tweets=args.tweets, seed=0)
-    tweets = list(dict.fromkeys(r.tweet for r in records))[:args.tweets]
+    tweets = list(dict.fromkeys(r.tweet for r in records))[: args.tweets]
     model, tok = load_policy(args.model, device=args.device)
     common = dict(n=args.n, max_new_tokens=args.max_new_tokens, seed=0)
     if args.sweep:
         sweep(model, tok, tweets, common, [int(v) for v in args.sweep.split(",")], console)
         return
-    sides = {"batched": SamplingConfig(batch_prompts=args.batch_prompts, **common),
-             "per-prompt loop": SamplingConfig(batch_prompts=1, **common)}
+    sides = {
+        "batched": SamplingConfig(batch_prompts=args.batch_prompts, **common),
+        "per-prompt loop": SamplingConfig(batch_prompts=1, **common),
+    }
     # Warm-up at the full batch shape: the first large allocation is slow and would bias the
     # first batched run (observed: 103 s vs 54 s for the same work).
-    generate_replies(model, tok, tweets[:args.batch_prompts], sides["batched"])
-    runners = {"batched": generate_replies, "per-prompt loop": generate_replies,
-               "generate(), batched": generate_baseline}
+    generate_replies(model, tok, tweets[: args.batch_prompts], sides["batched"])
+    runners = {
+        "batched": generate_replies,
+        "per-prompt loop": generate_replies,
+        "generate(), batched": generate_baseline,
+    }
     sides["generate(), batched"] = sides["batched"]
     times: dict[str, list[float]] = {k: [] for k in sides}
     replies: dict[str, list[list[str]]] = {}
@@ -123,9 +167,13 @@ def main() -> None:
             console.print(f"[dim]run {rep + 1}: {name:20s} {times[name][-1]:7.1f} s")
     n_replies = len(tweets) * args.n
     rate = {k: n_replies / statistics.median(v) for k, v in times.items()}
-    same = sum(a == b for x, y in zip(replies["batched"], replies["per-prompt loop"]) for a, b in zip(x, y))
-    table = Table(title=f"generation: {len(tweets)} tweets x {args.n} replies, {args.max_new_tokens} "
-                        f"new tokens, {args.device}, torch threads {torch.get_num_threads()}")
+    same = sum(
+        a == b for x, y in zip(replies["batched"], replies["per-prompt loop"]) for a, b in zip(x, y)
+    )
+    table = Table(
+        title=f"generation: {len(tweets)} tweets x {args.n} replies, {args.max_new_tokens} "
+        f"new tokens, {args.device}, torch threads {torch.get_num_threads()}"
+    )
     table.add_column("")
     for k in sides:
         table.add_column(k, justify="right")
@@ -137,8 +185,10 @@ def main() -> None:
     ratio = rate["batched"] / rate["per-prompt loop"]
     verdict = "meets" if ratio >= 4 else "MISSES"
     console.print(f"batched / per-prompt = {ratio:.2f}x ({verdict} the >= 4x target)")
-    console.print(f"batched / transformers generate(), same batches = "
-                  f"{rate['batched'] / rate['generate(), batched']:.2f}x")
+    console.print(
+        f"batched / transformers generate(), same batches = "
+        f"{rate['batched'] / rate['generate(), batched']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -72,16 +72,38 @@ def train_config(recipe: str, args: argparse.Namespace, out: Path):
     from replyrl.config import load_config
     from replyrl.training.config import TrainConfig
 
-    weights = {"grpo": ["objective.sft_weight=0", "objective.pg_weight=1", "objective.diversity_weight=0.2"],
-               "hybrid": ["objective.sft_weight=0.3", "objective.pg_weight=0.5", "objective.diversity_weight=0.2"]}
+    weights = {
+        "grpo": [
+            "objective.sft_weight=0",
+            "objective.pg_weight=1",
+            "objective.diversity_weight=0.2",
+        ],
+        "hybrid": [
+            "objective.sft_weight=0.3",
+            "objective.pg_weight=0.5",
+            "objective.diversity_weight=0.2",
+        ],
+    }
     overrides = [
-        f"output_dir={out}", "seed=0", "data.path=", "model.name=default",
-        "reward.kind=composite", *([f"reward.model={args.rm}"] if args.rm else []),
-        f"grpo.num_generations={args.k}", f"grpo.prompts_per_step={args.prompts}",
-        f"grpo.max_completion_length={args.tokens}", "grpo.temperature=1.0",
-        "optim.bf16=false", "optim.use_cpu=true", "optim.gradient_checkpointing=false", "optim.report_to=[]",
-        "optim.sample_every=0", "optim.logging_steps=1000000", "optim.save_steps=1000000",
-        f"optim.max_steps={args.rounds + args.warmup}", *weights[recipe],
+        f"output_dir={out}",
+        "seed=0",
+        "data.path=",
+        "model.name=default",
+        "reward.kind=composite",
+        *([f"reward.model={args.rm}"] if args.rm else []),
+        f"grpo.num_generations={args.k}",
+        f"grpo.prompts_per_step={args.prompts}",
+        f"grpo.max_completion_length={args.tokens}",
+        "grpo.temperature=1.0",
+        "optim.bf16=false",
+        "optim.use_cpu=true",
+        "optim.gradient_checkpointing=false",
+        "optim.report_to=[]",
+        "optim.sample_every=0",
+        "optim.logging_steps=1000000",
+        "optim.save_steps=1000000",
+        f"optim.max_steps={args.rounds + args.warmup}",
+        *weights[recipe],
     ]
     return load_config(TrainConfig, ROOT / "configs" / "train" / f"{recipe}.yaml", overrides)
 
@@ -93,7 +115,9 @@ def build_variants(args: argparse.Namespace, out: Path) -> list[Variant]:
     from replyrl.training.run import _lora, _policy, build_trainer
 
     built: dict[str, object] = {}
-    for name in sorted(args.variants, key=lambda n: n == "trl"):  # ours first: trl borrows their args
+    for name in sorted(
+        args.variants, key=lambda n: n == "trl"
+    ):  # ours first: trl borrows their args
         set_seed(0)
         if name != "trl":
             built[name] = build_trainer(train_config(name, args, out / name), out / name)
@@ -103,8 +127,14 @@ def build_variants(args: argparse.Namespace, out: Path) -> list[Variant]:
         ours = next(iter(built.values()), None) or build_trainer(cfg, out / "trl")
         model, tok = _policy(cfg)
         set_seed(0)
-        built[name] = GRPOTrainer(model=model, reward_funcs=[trivial_reward], args=ours.args,
-                                  train_dataset=ours.train_dataset, processing_class=tok, peft_config=_lora(cfg))
+        built[name] = GRPOTrainer(
+            model=model,
+            reward_funcs=[trivial_reward],
+            args=ours.args,
+            train_dataset=ours.train_dataset,
+            processing_class=tok,
+            peft_config=_lora(cfg),
+        )
     return [Variant(name, built[name]) for name in args.variants]
 
 
@@ -120,6 +150,7 @@ def instrument(v: Variant) -> None:
                 return fn(*a, **kw)
             finally:
                 v.phases[phase].append(time.perf_counter() - t0)
+
         return wrapper
 
     t._generate = timed("_generate", t._generate)
@@ -155,10 +186,12 @@ def one_step(v: Variant) -> tuple[float, float, float]:
     t.state.global_step += 1
     dt = time.perf_counter() - t0
     cpu = time.process_time() - c0
-    length = float(statistics.mean(t._metrics["train"].get("completions/mean_length") or [float("nan")]))
-    got = {k: sum(v.phases[k][n[k]:]) for k in n}
+    length = float(
+        statistics.mean(t._metrics["train"].get("completions/mean_length") or [float("nan")])
+    )
+    got = {k: sum(v.phases[k][n[k] :]) for k in n}
     for k in n:
-        del v.phases[k][n[k]:]
+        del v.phases[k][n[k] :]
     v.phases["generate"].append(got["_generate"])
     v.phases["rewards"].append(got["_rewards"])
     v.phases["scoring_other"].append(got["_prepare"] - got["_generate"] - got["_rewards"])
@@ -169,21 +202,35 @@ def one_step(v: Variant) -> tuple[float, float, float]:
 
 
 def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # ru_maxrss is KiB on Linux
+    return (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    )  # ru_maxrss is KiB on Linux
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=5, help="timed rounds (one step of every trainer each)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=5, help="timed rounds (one step of every trainer each)"
+    )
     ap.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     ap.add_argument("--k", type=int, default=4, help="completions per prompt (num_generations)")
     ap.add_argument("--tokens", type=int, default=32, help="max_completion_length")
     ap.add_argument("--prompts", type=int, default=2, help="prompts per step")
-    ap.add_argument("--rm", default="", help="reward model folder for the composite reward (default: heuristic only)")
+    ap.add_argument(
+        "--rm",
+        default="",
+        help="reward model folder for the composite reward (default: heuristic only)",
+    )
     ap.add_argument("--variants", default="trl,grpo,hybrid", help="comma list of trl, grpo, hybrid")
-    ap.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "1")),
-                    help="torch threads (1 by default: on a shared 2-core machine 2 threads made step times "
-                         "vary 3x from round to round, 1 thread within a few percent)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("BENCH_THREADS", "1")),
+        help="torch threads (1 by default: on a shared 2-core machine 2 threads made step times "
+        "vary 3x from round to round, 1 thread within a few percent)",
+    )
     args = ap.parse_args()
     args.variants = [x.strip() for x in args.variants.split(",") if x.strip()]
     if unknown := set(args.variants) - {"trl", "grpo", "hybrid"}:
@@ -197,11 +244,14 @@ def main() -> int:
     variants = build_variants(args, out)
     for v in variants:
         prepare(v)
-    print(f"built {len(variants)} trainers in {time.perf_counter() - t0:.0f} s; rss {peak_rss_gb():.2f} GB; "
-          f"K={args.k} prompts={args.prompts} tokens={args.tokens} threads={args.threads}", flush=True)
+    print(
+        f"built {len(variants)} trainers in {time.perf_counter() - t0:.0f} s; rss {peak_rss_gb():.2f} GB; "
+        f"K={args.k} prompts={args.prompts} tokens={args.tokens} threads={args.threads}",
+        flush=True,
+    )
 
     for r in range(args.warmup + args.rounds):
-        order = variants[r % len(variants):] + variants[: r % len(variants)]
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]
         times = {}
         for v in order:
             # Same sampling RNG state for every trainer in a round: the policies start identical
@@ -219,16 +269,28 @@ def main() -> int:
                 v.cpu.append(cpu)
                 v.lengths.append(length)
         tag = "warm-up" if r < args.warmup else f"round {r - args.warmup + 1}"
-        print(f"{tag:>9}: " + "  ".join(f"{v.name} {times[v.name][0]:.2f}s (cpu {times[v.name][1]:.2f}s, "
-                                        f"{times[v.name][2]:.1f} tok)" for v in order), flush=True)
+        print(
+            f"{tag:>9}: "
+            + "  ".join(
+                f"{v.name} {times[v.name][0]:.2f}s (cpu {times[v.name][1]:.2f}s, "
+                f"{times[v.name][2]:.1f} tok)"
+                for v in order
+            ),
+            flush=True,
+        )
 
     med = {v.name: statistics.median(v.steps) for v in variants}
     cpu = {v.name: statistics.median(v.cpu) for v in variants}
     print(f"\nmedian over {args.rounds} interleaved rounds (phases: wall seconds)")
-    print(f"{'variant':<8} {'s/step':>7} {'cpu s':>7} {'tokens':>6} " + " ".join(f"{p:>17}" for p in PHASES))
+    print(
+        f"{'variant':<8} {'s/step':>7} {'cpu s':>7} {'tokens':>6} "
+        + " ".join(f"{p:>17}" for p in PHASES)
+    )
     for v in variants:
-        print(f"{v.name:<8} {med[v.name]:7.2f} {cpu[v.name]:7.2f} {statistics.median(v.lengths):6.1f} "
-              + " ".join(f"{statistics.median(v.phases[p]):17.2f}" for p in PHASES))
+        print(
+            f"{v.name:<8} {med[v.name]:7.2f} {cpu[v.name]:7.2f} {statistics.median(v.lengths):6.1f} "
+            + " ".join(f"{statistics.median(v.phases[p]):17.2f}" for p in PHASES)
+        )
     by_name = {v.name: v for v in variants}
     if "trl" in med:
         for name, target in TARGETS.items():
@@ -236,12 +298,16 @@ def main() -> int:
                 # per-round ratios too: the steps of one round ran under about the same outside load
                 per_round = [b / a for a, b in zip(by_name["trl"].steps, by_name[name].steps)]
                 ratio, cpu_ratio = med[name] / med["trl"], cpu[name] / cpu["trl"]
-                print(f"{name}/trl = {ratio:.3f} wall (median of per-round ratios "
-                      f"{statistics.median(per_round):.3f}), {cpu_ratio:.3f} cpu; target <= {target:.2f}: "
-                      f"{'PASS' if max(ratio, cpu_ratio) <= target else 'MISS'}")
+                print(
+                    f"{name}/trl = {ratio:.3f} wall (median of per-round ratios "
+                    f"{statistics.median(per_round):.3f}), {cpu_ratio:.3f} cpu; target <= {target:.2f}: "
+                    f"{'PASS' if max(ratio, cpu_ratio) <= target else 'MISS'}"
+                )
     rss = peak_rss_gb()
-    print(f"peak RSS {rss:.2f} GB ({len(variants)} trainer(s) in this process); target <= 4 GB: "
-          f"{'PASS' if rss <= 4 else 'MISS'}")
+    print(
+        f"peak RSS {rss:.2f} GB ({len(variants)} trainer(s) in this process); target <= 4 GB: "
+        f"{'PASS' if rss <= 4 else 'MISS'}"
+    )
     return 0
 
 

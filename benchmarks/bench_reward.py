@@ -22,14 +22,20 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "reddit-college" / "pool.jsonl"
+DATA = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "reddit-college" / "pool.jsonl"
+)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--n", type=int, default=2000, help="(tweet, reply) pairs to score")
     ap.add_argument("--batch", type=int, default=256, help="pairs per reward call")
-    ap.add_argument("--model", default=None, help="reward model folder (default: a seeded untrained head)")
+    ap.add_argument(
+        "--model", default=None, help="reward model folder (default: a seeded untrained head)"
+    )
     ap.add_argument("--data", default=str(DATA))
     args = ap.parse_args()
     if not Path(args.data).exists():
@@ -51,20 +57,24 @@ def main() -> int:
     if model_dir is None:
         torch.manual_seed(0)
         model_dir = tempfile.mkdtemp(prefix="bench-rm-")
-        RewardModel(RewardHead(HeadConfig()), meta={"score_mean": 0.0, "score_std": 1.0,
-                                                     "heuristic_mean": 0.5, "heuristic_std": 0.1}).save(model_dir)
+        RewardModel(
+            RewardHead(HeadConfig()),
+            meta={"score_mean": 0.0, "score_std": 1.0, "heuristic_mean": 0.5, "heuristic_std": 0.1},
+        ).save(model_dir)
 
     def run(reward) -> float:
         t = time.perf_counter()
         for i in range(0, len(recs), args.batch):
-            reward(None, replies[i:i + args.batch], tweet=tweets[i:i + args.batch])
+            reward(None, replies[i : i + args.batch], tweet=tweets[i : i + args.batch])
         return len(recs) / (time.perf_counter() - t)
 
     uncached = build_reward(RewardConfig(kind="composite", model=model_dir, cache=False))
     cached = build_reward(RewardConfig(kind="composite", model=model_dir, cache=True))
     results = {"no cache": run(uncached), "cache, cold": run(cached), "cache, warm": run(cached)}
-    print(f"{len(recs)} pairs from {Path(args.data).name} ({len(set(tweets))} distinct tweets), "
-          f"batch {args.batch}, {torch.get_num_threads()} torch threads, composite reward (learned + heuristic)")
+    print(
+        f"{len(recs)} pairs from {Path(args.data).name} ({len(set(tweets))} distinct tweets), "
+        f"batch {args.batch}, {torch.get_num_threads()} torch threads, composite reward (learned + heuristic)"
+    )
     print(f"{'mode':<14}{'pairs/s':>10}{'vs no cache':>14}")
     for k, v in results.items():
         print(f"{k:<14}{v:>10.1f}{v / results['no cache']:>13.1f}x")

@@ -16,7 +16,6 @@ import argparse
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,9 +54,22 @@ def free_port() -> int:
 def start_server(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Popen, str, Path]:
     port = free_port()
     exe = Path(sys.executable).with_name("replyrl")
-    cmd = [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--feedback", str(workdir / "feedback.jsonl"),
-           "--queue-size", str(args.queue_size), "--max-new-tokens", str(args.max_new_tokens),
-           "--oversample", str(args.oversample)]
+    cmd = [
+        str(exe),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--feedback",
+        str(workdir / "feedback.jsonl"),
+        "--queue-size",
+        str(args.queue_size),
+        "--max-new-tokens",
+        str(args.max_new_tokens),
+        "--oversample",
+        str(args.oversample),
+    ]
     if args.model:
         cmd += ["--model", args.model]
     if args.reward:
@@ -92,13 +104,22 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=4, help="Concurrent clients (threads).")
     p.add_argument("--k", type=int, default=2, help="Replies per request.")
     p.add_argument("--temperature", type=float, default=0.9)
-    p.add_argument("--max-new-tokens", type=int, default=24, help="Token budget per reply (keeps a CPU run short).")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=24,
+        help="Token budget per reply (keeps a CPU run short).",
+    )
     p.add_argument("--oversample", type=float, default=3.0, help="Candidates per requested reply.")
     p.add_argument("--queue-size", type=int, default=4, help="Server queue size (503 beyond it).")
-    p.add_argument("--warmup", type=int, default=3, help="Sequential warm-up requests before measuring.")
+    p.add_argument(
+        "--warmup", type=int, default=3, help="Sequential warm-up requests before measuring."
+    )
     p.add_argument("--model", default=None)
     p.add_argument("--reward", default=None)
-    p.add_argument("--max-rss-growth", type=float, default=0.10, help="Allowed RSS growth after warm-up.")
+    p.add_argument(
+        "--max-rss-growth", type=float, default=0.10, help="Allowed RSS growth after warm-up."
+    )
     p.add_argument("--startup-timeout", type=float, default=300)
     args = p.parse_args()
 
@@ -109,8 +130,15 @@ def main() -> int:
         try:
             with httpx.Client(timeout=900) as c:
                 for i in range(args.warmup):
-                    r = c.post(url + "/api/suggest", json={"tweet": TWEETS[i % len(TWEETS)], "k": args.k,
-                                                           "temperature": args.temperature, "seed": i})
+                    r = c.post(
+                        url + "/api/suggest",
+                        json={
+                            "tweet": TWEETS[i % len(TWEETS)],
+                            "k": args.k,
+                            "temperature": args.temperature,
+                            "seed": i,
+                        },
+                    )
                     r.raise_for_status()
             rss_warm = rss_mb(proc.pid)
             results: list[tuple[float, int, str]] = []
@@ -119,7 +147,12 @@ def main() -> int:
             def client(cid: int) -> None:
                 with httpx.Client(timeout=900) as c:
                     for j in range(cid, args.requests, args.clients):
-                        body = {"tweet": TWEETS[j % len(TWEETS)], "k": args.k, "temperature": args.temperature, "seed": j}
+                        body = {
+                            "tweet": TWEETS[j % len(TWEETS)],
+                            "k": args.k,
+                            "temperature": args.temperature,
+                            "seed": j,
+                        }
                         t = time.perf_counter()
                         try:
                             r = c.post(url + "/api/suggest", json=body)
@@ -149,16 +182,24 @@ def main() -> int:
     n503 = sum(1 for _, st, _ in results if st == 503)
     other = [(st, note) for _, st, note in results if not (st == 200 and not note) and st != 503]
     growth = (rss_end - rss_warm) / rss_warm
-    print(f"replyrl serve benchmark: {args.requests} requests, {args.clients} clients, k={args.k}, "
-          f"oversample={args.oversample}, max_new_tokens={args.max_new_tokens}, queue_size={args.queue_size}")
+    print(
+        f"replyrl serve benchmark: {args.requests} requests, {args.clients} clients, k={args.k}, "
+        f"oversample={args.oversample}, max_new_tokens={args.max_new_tokens}, queue_size={args.queue_size}"
+    )
     print(f"  server start-up (model load)  {startup:8.1f} s")
     print(f"  ok / 503 / other failures     {len(ok)} / {n503} / {len(other)}")
     if ok:
-        print(f"  latency p50 / p95 / max       {percentile(ok, 50):8.2f} / {percentile(ok, 95):.2f} / {max(ok):.2f} s")
-        print(f"  throughput                    {len(ok) / wall:8.3f} requests/s ({wall:.1f} s wall)")
+        print(
+            f"  latency p50 / p95 / max       {percentile(ok, 50):8.2f} / {percentile(ok, 95):.2f} / {max(ok):.2f} s"
+        )
+        print(
+            f"  throughput                    {len(ok) / wall:8.3f} requests/s ({wall:.1f} s wall)"
+        )
     print(f"  RSS after warm-up / at end    {rss_warm:8.1f} / {rss_end:.1f} MB ({growth:+.1%})")
-    print(f"  machine: {os.cpu_count()} CPUs, load average at end {os.getloadavg()[0]:.1f} "
-          "(other processes share the CPUs: latency scales with it)")
+    print(
+        f"  machine: {os.cpu_count()} CPUs, load average at end {os.getloadavg()[0]:.1f} "
+        "(other processes share the CPUs: latency scales with it)"
+    )
     failed = False
     if other:
         print(f"FAIL: {len(other)} requests failed other than with 503: {other[:5]}")

@@ -65,14 +65,22 @@ class Settings:
 
 def run_overrides(s: Settings, lam: float, workdir: Path) -> list[str]:
     return [
-        f"name=lambda_{lam:g}", f"output_dir={workdir}", f"seed={s.seed}",
-        "data.path=", "data.split=auto",
+        f"name=lambda_{lam:g}",
+        f"output_dir={workdir}",
+        f"seed={s.seed}",
+        "data.path=",
+        "data.split=auto",
         f"objective.diversity_weight={lam}",
-        f"grpo.num_generations={s.k}", f"grpo.prompts_per_step={s.prompts_per_step}",
+        f"grpo.num_generations={s.k}",
+        f"grpo.prompts_per_step={s.prompts_per_step}",
         f"grpo.max_completion_length={s.tokens}",
-        f"optim.max_steps={s.steps}", f"optim.learning_rate={s.learning_rate}",
-        f"optim.save_steps={s.steps}", "optim.sample_every=0", "optim.report_to=[]",
-        "optim.use_cpu=true", "optim.bf16=false",
+        f"optim.max_steps={s.steps}",
+        f"optim.learning_rate={s.learning_rate}",
+        f"optim.save_steps={s.steps}",
+        "optim.sample_every=0",
+        "optim.report_to=[]",
+        "optim.use_cpu=true",
+        "optim.bf16=false",
         *s.overrides,
     ]
 
@@ -92,15 +100,21 @@ def heldout_tweets(n: int) -> list[str]:
     return tweets
 
 
-def measure(adapter: Path, tweets: list[str], s: Settings, encoder) -> tuple[list[float], list[list[str]]]:
+def measure(
+    adapter: Path, tweets: list[str], s: Settings, encoder
+) -> tuple[list[float], list[list[str]]]:
     """Per tweet: mean pairwise cosine distance among K sampled replies; and the replies."""
     from replyrl.evaluation.metrics import embed, semantic_diversity
     from replyrl.generation import SamplingConfig, generate_replies
     from replyrl.models import load_policy
 
     model, tok = load_policy(str(adapter))
-    replies = generate_replies(model, tok, tweets, SamplingConfig(n=s.eval_k or s.k, max_new_tokens=s.tokens,
-                                                                  seed=s.sample_seed))
+    replies = generate_replies(
+        model,
+        tok,
+        tweets,
+        SamplingConfig(n=s.eval_k or s.k, max_new_tokens=s.tokens, seed=s.sample_seed),
+    )
     del model
     return [semantic_diversity(embed(encoder, rs)) for rs in replies], replies
 
@@ -111,7 +125,9 @@ def train_one(s: Settings, lam: float, workdir: Path) -> Path:
     from replyrl.training.config import TrainConfig
     from replyrl.training.run import train
 
-    cfg = load_config(TrainConfig, ROOT / "configs" / "train" / "polychromic.yaml", run_overrides(s, lam, workdir))
+    cfg = load_config(
+        TrainConfig, ROOT / "configs" / "train" / "polychromic.yaml", run_overrides(s, lam, workdir)
+    )
     return train(cfg, overwrite=True, argv=["diversity_effect.py", f"--train-only={lam}"])
 
 
@@ -120,15 +136,24 @@ def train_all(s: Settings, workdir: Path, parallel: bool, reuse: bool = False) -
     (on a shared, loaded CPU two single-threaded processes finish sooner than one 2-thread run
     after another; the runs are independent, so results do not depend on this choice)."""
     t0 = time.perf_counter()
-    done = [(workdir / f"lambda_{lam:g}" / f"seed_{s.seed}" / "metrics.json").exists() for lam in s.lambdas]
+    done = [
+        (workdir / f"lambda_{lam:g}" / f"seed_{s.seed}" / "metrics.json").exists()
+        for lam in s.lambdas
+    ]
     if reuse and all(done):
         print(f"reusing the finished runs in {workdir}", flush=True)
     elif parallel:
         procs = []
         for lam in s.lambdas:
-            cmd = [sys.executable, __file__, f"--train-only={lam}", f"--steps={s.steps}", f"--workdir={workdir}",
-                   f"--seed={s.seed}",
-                   *(f"--set={o}" for o in s.overrides)]
+            cmd = [
+                sys.executable,
+                __file__,
+                f"--train-only={lam}",
+                f"--steps={s.steps}",
+                f"--workdir={workdir}",
+                f"--seed={s.seed}",
+                *(f"--set={o}" for o in s.overrides),
+            ]
             log = open(workdir / f"train_lambda_{lam:g}.log", "w")
             procs.append((lam, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
         for lam, proc, log in procs:
@@ -142,9 +167,16 @@ def train_all(s: Settings, workdir: Path, parallel: bool, reuse: bool = False) -
     for lam in s.lambdas:
         out = workdir / f"lambda_{lam:g}" / f"seed_{s.seed}"
         metrics = json.loads((out / "metrics.json").read_text())
-        runs[lam] = {"dir": str(out), "train_seconds": metrics["seconds"], "weights": metrics["weights"],
-                     "global_step": metrics["global_step"]}
-        print(f"trained lambda={lam:g}: {metrics['global_step']} steps in {metrics['seconds']} s", flush=True)
+        runs[lam] = {
+            "dir": str(out),
+            "train_seconds": metrics["seconds"],
+            "weights": metrics["weights"],
+            "global_step": metrics["global_step"],
+        }
+        print(
+            f"trained lambda={lam:g}: {metrics['global_step']} steps in {metrics['seconds']} s",
+            flush=True,
+        )
     print(f"training wall time {time.perf_counter() - t0:.0f} s", flush=True)
     return runs
 
@@ -160,7 +192,9 @@ def run_experiment(s: Settings, workdir: Path, parallel: bool = True, reuse: boo
     tweets = heldout_tweets(s.eval_tweets)
     encoder = load_encoder()
     for lam in s.lambdas:
-        runs[lam]["per_tweet"], runs[lam]["replies"] = measure(Path(runs[lam]["dir"]) / "adapter", tweets, s, encoder)
+        runs[lam]["per_tweet"], runs[lam]["replies"] = measure(
+            Path(runs[lam]["dir"]) / "adapter", tweets, s, encoder
+        )
         runs[lam]["mean_distance"] = float(np.mean(runs[lam]["per_tweet"]))
 
     treat, ctrl = (np.asarray(runs[lam]["per_tweet"]) for lam in s.lambdas)
@@ -176,8 +210,10 @@ def run_experiment(s: Settings, workdir: Path, parallel: bool = True, reuse: boo
         "runs": {f"lambda={lam:g}": r for lam, r in runs.items()},
         "mean_distance": {f"lambda={lam:g}": runs[lam]["mean_distance"] for lam in s.lambdas},
         "difference": float(diff.mean()),
-        "tweets_higher": int((diff > 0).sum()), "tweets_lower": int((diff < 0).sum()),
-        "wilcoxon_p_greater": p_greater, "wilcoxon_p_two_sided": p_two,
+        "tweets_higher": int((diff > 0).sum()),
+        "tweets_lower": int((diff < 0).sum()),
+        "wilcoxon_p_greater": p_greater,
+        "wilcoxon_p_two_sided": p_two,
     }
 
 
@@ -185,39 +221,77 @@ def report(result: dict) -> str:
     (ta, a), (tb, b) = result["mean_distance"].items()
     n = len(result["tweets"])
     k = result["settings"].get("eval_k") or result["settings"]["k"]
-    return "\n".join([
-        f"mean pairwise semantic distance among K={k} replies, {n} held-out tweets:",
-        f"  {ta:<12} {a:.4f}",
-        f"  {tb:<12} {b:.4f}",
-        f"  difference   {result['difference']:+.4f}  ({result['tweets_higher']} tweets higher, "
-        f"{result['tweets_lower']} lower)",
-        f"  Wilcoxon signed-rank p = {result['wilcoxon_p_greater']:.4g} (one-sided, {ta} > {tb}), "
-        f"{result['wilcoxon_p_two_sided']:.4g} (two-sided)",
-    ])
+    return "\n".join(
+        [
+            f"mean pairwise semantic distance among K={k} replies, {n} held-out tweets:",
+            f"  {ta:<12} {a:.4f}",
+            f"  {tb:<12} {b:.4f}",
+            f"  difference   {result['difference']:+.4f}  ({result['tweets_higher']} tweets higher, "
+            f"{result['tweets_lower']} lower)",
+            f"  Wilcoxon signed-rank p = {result['wilcoxon_p_greater']:.4g} (one-sided, {ta} > {tb}), "
+            f"{result['wilcoxon_p_two_sided']:.4g} (two-sided)",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=Settings.steps, help="optimizer steps per run (>= 30 for the claim)")
-    ap.add_argument("--eval-tweets", type=int, default=Settings.eval_tweets, help="held-out tweets measured (0 = all)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=Settings.steps,
+        help="optimizer steps per run (>= 30 for the claim)",
+    )
+    ap.add_argument(
+        "--eval-tweets",
+        type=int,
+        default=Settings.eval_tweets,
+        help="held-out tweets measured (0 = all)",
+    )
     ap.add_argument("--seed", type=int, default=Settings.seed, help="training seed of both runs")
-    ap.add_argument("--eval-k", type=int, default=Settings.eval_k, help="replies per tweet measured (0 = k)")
+    ap.add_argument(
+        "--eval-k", type=int, default=Settings.eval_k, help="replies per tweet measured (0 = k)"
+    )
     ap.add_argument("--out", default="diversity_effect.json", help="result JSON")
     ap.add_argument("--workdir", default="", help="run folders go here (default: a temp dir, kept)")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra config override for both runs (e.g. optim.max_steps=2 for a smoke run)")
-    ap.add_argument("--sequential", action="store_true", help="train the two runs one after the other")
-    ap.add_argument("--threads", type=int, default=0,
-                    help="torch threads per training process (default: 1 when parallel, else 2)")
-    ap.add_argument("--reuse", action="store_true",
-                    help="measure the finished runs already in --workdir instead of training again")
-    ap.add_argument("--train-only", type=float, default=None, help=argparse.SUPPRESS)  # subprocess mode
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra config override for both runs (e.g. optim.max_steps=2 for a smoke run)",
+    )
+    ap.add_argument(
+        "--sequential", action="store_true", help="train the two runs one after the other"
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads per training process (default: 1 when parallel, else 2)",
+    )
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure the finished runs already in --workdir instead of training again",
+    )
+    ap.add_argument(
+        "--train-only", type=float, default=None, help=argparse.SUPPRESS
+    )  # subprocess mode
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads or (2 if args.sequential else 1))
-    s = Settings(steps=args.steps, eval_tweets=args.eval_tweets, overrides=args.overrides, seed=args.seed,
-                 eval_k=args.eval_k)
+    s = Settings(
+        steps=args.steps,
+        eval_tweets=args.eval_tweets,
+        overrides=args.overrides,
+        seed=args.seed,
+        eval_k=args.eval_k,
+    )
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="diversity-effect-"))
     workdir.mkdir(parents=True, exist_ok=True)
     if args.train_only is not None:

@@ -21,10 +21,18 @@ def run(*args: str):
 
 @pytest.fixture()
 def records_file(tmp_path):
-    recs = [Record(tweet_id=f"t{i}", tweet=f"tweet number {i}", reply=f"reply {j} to {i}",
-                   reply_likes=(i * 3 + j * 5) % 17, tweet_likes=i * 10,
-                   reply_time_diff_seconds=float(60 * (j + 1)))
-            for i in range(40) for j in range(4)]
+    recs = [
+        Record(
+            tweet_id=f"t{i}",
+            tweet=f"tweet number {i}",
+            reply=f"reply {j} to {i}",
+            reply_likes=(i * 3 + j * 5) % 17,
+            tweet_likes=i * 10,
+            reply_time_diff_seconds=float(60 * (j + 1)),
+        )
+        for i in range(40)
+        for j in range(4)
+    ]
     return write_records(tmp_path / "recs.jsonl", recs)
 
 
@@ -34,8 +42,13 @@ def test_validate_ok_and_errors(tmp_path, records_file):
     assert "160 valid records, 0 rejected" in r.output
     bad = tmp_path / "bad.jsonl"
     lines = records_file.read_bytes().splitlines(keepends=True)[:3]
-    bad.write_bytes(lines[0] + b'{"tweet_id": "x", "tweet": "t", "reply": "r", "reply_likes": -1}\n'
-                    + lines[1] + b"{oops\n" + lines[2])
+    bad.write_bytes(
+        lines[0]
+        + b'{"tweet_id": "x", "tweet": "t", "reply": "r", "reply_likes": -1}\n'
+        + lines[1]
+        + b"{oops\n"
+        + lines[2]
+    )
     r = run("validate", bad)
     assert r.exit_code == 2
     assert f"{bad}:2: field 'reply_likes' count must be >= 0" in r.output
@@ -45,7 +58,8 @@ def test_validate_ok_and_errors(tmp_path, records_file):
     assert r.exit_code == 0, r.output
     assert "3 valid records, 2 rejected" in r.output
     assert rej.read_bytes() == (
-        b'{"tweet_id": "x", "tweet": "t", "reply": "r", "reply_likes": -1}\n{oops\n')
+        b'{"tweet_id": "x", "tweet": "t", "reply": "r", "reply_likes": -1}\n{oops\n'
+    )
 
 
 def test_missing_file_is_a_clean_error(tmp_path):
@@ -84,21 +98,48 @@ def test_import_csv_and_xapi(tmp_path):
     csv_path = tmp_path / "in.csv"
     csv_path.write_text("pid,post,comment,likes\np1,Hello,Hi!,3\np1,Hello,Yo,0\n")
     out = tmp_path / "out.jsonl"
-    r = run("import", "--format", "csv", csv_path, "--out", out, "--map", "pid=tweet_id",
-            "--map", "post=tweet", "--map", "comment=reply", "--map", "likes=reply_likes")
+    r = run(
+        "import",
+        "--format",
+        "csv",
+        csv_path,
+        "--out",
+        out,
+        "--map",
+        "pid=tweet_id",
+        "--map",
+        "post=tweet",
+        "--map",
+        "comment=reply",
+        "--map",
+        "likes=reply_likes",
+    )
     assert r.exit_code == 0, r.output
     assert [x.reply for x in load_records(out).records] == ["Hi!", "Yo"]
-    x = {"data": [{"id": "2", "text": "reply!", "author_id": "u",
-                   "referenced_tweets": [{"type": "replied_to", "id": "1"}],
-                   "public_metrics": {"like_count": 4, "retweet_count": 0}}],
-         "includes": {"tweets": [{"id": "1", "text": "root", "public_metrics": {"like_count": 9}}]}}
+    x = {
+        "data": [
+            {
+                "id": "2",
+                "text": "reply!",
+                "author_id": "u",
+                "referenced_tweets": [{"type": "replied_to", "id": "1"}],
+                "public_metrics": {"like_count": 4, "retweet_count": 0},
+            }
+        ],
+        "includes": {"tweets": [{"id": "1", "text": "root", "public_metrics": {"like_count": 9}}]},
+    }
     xp = tmp_path / "x.json"
     xp.write_text(json.dumps(x))
     r = run("import", "--format", "xapi", xp, "--out", out)
     assert r.exit_code == 0, r.output
     (rec,) = load_records(out).records
     assert (rec.tweet_id, rec.tweet, rec.reply, rec.reply_likes, rec.tweet_likes) == (
-        "1", "root", "reply!", 4, 9)
+        "1",
+        "root",
+        "reply!",
+        4,
+        9,
+    )
     r = run("import", "--format", "yaml", xp, "--out", out)
     assert r.exit_code == 2
 

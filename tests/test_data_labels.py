@@ -13,9 +13,16 @@ from replyrl.records import Record
 
 
 def rec(tid="t", likes=0, rts=0, tweet_likes=0, followers=None, delay=None, reply="r"):
-    return Record(tweet_id=tid, tweet="tw", reply=reply, reply_likes=likes, reply_retweets=rts,
-                  tweet_likes=tweet_likes, reply_author_followers=followers,
-                  reply_time_diff_seconds=delay)
+    return Record(
+        tweet_id=tid,
+        tweet="tw",
+        reply=reply,
+        reply_likes=likes,
+        reply_retweets=rts,
+        tweet_likes=tweet_likes,
+        reply_author_followers=followers,
+        reply_time_diff_seconds=delay,
+    )
 
 
 def test_engagement_raw_counts_retweets_twice():
@@ -23,8 +30,11 @@ def test_engagement_raw_counts_retweets_twice():
 
 
 def test_ratio_label():
-    recs = [rec(likes=5, tweet_likes=10), rec(likes=5, tweet_likes=0),
-            rec(likes=30, tweet_likes=10)]
+    recs = [
+        rec(likes=5, tweet_likes=10),
+        rec(likes=5, tweet_likes=0),
+        rec(likes=30, tweet_likes=10),
+    ]
     y = fit_labeler(recs, "ratio").transform(recs)
     assert y.tolist() == [0.5, 1.0, 1.0]  # max(tweet_likes, 1) floor, capped at 1
 
@@ -79,15 +89,20 @@ def test_residual_quantile_scaling_and_clip():
     recs = [rec(likes=k) for k in (0, 1, 3, 7)]  # log1p = 0, .693, 1.386, 2.079 (log 1..8)
     lab = fit_labeler(recs, "residual", quantiles=(0.0, 1.0))
     assert lab.features == [] and set(lab.dropped) == set(
-        ["tweet_likes", "reply_author_followers", "reply_time_diff_seconds"])
+        ["tweet_likes", "reply_author_followers", "reply_time_diff_seconds"]
+    )
     assert lab.transform(recs) == pytest.approx([0, 1 / 3, 2 / 3, 1])
     assert lab.transform([rec(likes=100)]).tolist() == [1.0]  # clipped above the train range
     assert lab.summary()["context_r2"] == 0.0
 
 
 def test_missing_indicator_for_partially_known_feature():
-    recs = [rec(likes=1, followers=10), rec(likes=4, followers=100), rec(likes=0),
-            rec(likes=2, followers=None)]
+    recs = [
+        rec(likes=1, followers=10),
+        rec(likes=4, followers=100),
+        rec(likes=0),
+        rec(likes=2, followers=None),
+    ]
     lab = fit_labeler(recs, "log")
     (f,) = lab.features
     assert f.name == "reply_author_followers" and f.indicator
@@ -105,8 +120,10 @@ def test_fully_known_feature_filled_with_train_mean_when_missing():
 
 
 def test_roundtrip_and_errors():
-    recs = [rec(likes=k, tweet_likes=t, delay=float(k * 7 + 1)) for k, t in
-            [(0, 1), (3, 2), (9, 40), (1, 7), (20, 3)]]
+    recs = [
+        rec(likes=k, tweet_likes=t, delay=float(k * 7 + 1))
+        for k, t in [(0, 1), (3, 2), (9, 40), (1, 7), (20, 3)]
+    ]
     lab = fit_labeler(recs, "residual")
     again = Labeler.from_dict(json.loads(json.dumps(lab.to_dict())))  # saved beside a reward model
     assert np.array_equal(again.transform(recs), lab.transform(recs))

@@ -14,8 +14,14 @@ from replyrl.records import DataError, Record, load_records
 
 
 def rec(reply, likes, rts=0, t=None, tid="t1"):
-    return Record(tweet_id=tid, tweet=f"tweet {tid}", reply=reply, reply_likes=likes,
-                  reply_retweets=rts, reply_time_diff_seconds=t)
+    return Record(
+        tweet_id=tid,
+        tweet=f"tweet {tid}",
+        reply=reply,
+        reply_likes=likes,
+        reply_retweets=rts,
+        reply_time_diff_seconds=t,
+    )
 
 
 def test_ratio_floor_and_timing_rules():
@@ -62,31 +68,53 @@ def test_pairs_only_within_a_tweet():
 def test_write_read_roundtrip_and_feedback_lines(tmp_path):
     pairs = preference_pairs([rec("good reply", 8), rec("meh", 1)])
     path = write_pairs(tmp_path / "pairs.jsonl", pairs)
-    fb = {"tweet_id": 42, "tweet": "hi", "chosen": "hello!", "rejected": "k",
-          "source": "feedback", "model": "runs/x", "time": "2026-11-25T22:00:00Z"}
+    fb = {
+        "tweet_id": 42,
+        "tweet": "hi",
+        "chosen": "hello!",
+        "rejected": "k",
+        "source": "feedback",
+        "model": "runs/x",
+        "time": "2026-11-25T22:00:00Z",
+    }
     with open(path, "a") as f:
         f.write(json.dumps(fb) + "\n")
     back = read_pairs(path)
     assert back[0] == pairs[0]
     assert back[1].tweet_id == "42" and back[1].chosen_score is None and back[1].margin == 0.0
-    assert back[1].extra == {"source": "feedback", "model": "runs/x",
-                             "time": "2026-11-25T22:00:00Z"}
+    assert back[1].extra == {
+        "source": "feedback",
+        "model": "runs/x",
+        "time": "2026-11-25T22:00:00Z",
+    }
     assert back[1].to_dict()["source"] == "feedback"
 
 
 def test_read_pairs_errors_name_file_line_field(tmp_path):
     good = json.dumps(Pair("t", "tw", "a", "b", 4.0, 1.0, 0.9).to_dict())
-    lines = [good, '{"tweet_id": "t", "tweet": "tw", "chosen": "", "rejected": "b"}', "{oops",
-             '{"tweet_id": "t", "tweet": "tw", "chosen": "a", "rejected": "b", "margin": "big"}',
-             '{"tweet_id": "t", "tweet": "tw", "chosen": "a", "rejected": "a"}', "[1, 2]",
-             '{"tweet": "tw", "chosen": "a", "rejected": "b", "chosen_score": -1}']
+    lines = [
+        good,
+        '{"tweet_id": "t", "tweet": "tw", "chosen": "", "rejected": "b"}',
+        "{oops",
+        '{"tweet_id": "t", "tweet": "tw", "chosen": "a", "rejected": "b", "margin": "big"}',
+        '{"tweet_id": "t", "tweet": "tw", "chosen": "a", "rejected": "a"}',
+        "[1, 2]",
+        '{"tweet": "tw", "chosen": "a", "rejected": "b", "chosen_score": -1}',
+    ]
     p = tmp_path / "p.jsonl"
     p.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError) as e:
         read_pairs(p)
     got = [(x.line, x.field) for x in e.value.errors]
-    assert got == [(2, "chosen"), (3, None), (4, "margin"), (5, "rejected"), (6, None),
-                   (7, "tweet_id"), (7, "chosen_score")]
+    assert got == [
+        (2, "chosen"),
+        (3, None),
+        (4, "margin"),
+        (5, "rejected"),
+        (6, None),
+        (7, "tweet_id"),
+        (7, "chosen_score"),
+    ]
     assert f"{p}:4: field 'margin'" in str(e.value)
 
 
@@ -115,11 +143,20 @@ def test_vectorized_rule_matches_is_preferred_on_random_replies():
     import numpy as np
 
     rng = np.random.default_rng(0)
-    recs = [rec(f"r{i}", int(rng.integers(0, 12)), rts=int(rng.integers(0, 2)),
-                t=None if rng.random() < 0.3 else float(rng.integers(0, 5)))
-            for i in range(40)]
+    recs = [
+        rec(
+            f"r{i}",
+            int(rng.integers(0, 12)),
+            rts=int(rng.integers(0, 2)),
+            t=None if rng.random() < 0.3 else float(rng.integers(0, 5)),
+        )
+        for i in range(40)
+    ]
     for ratio in (1.0, 2.0, 3.5):
         got = {(p.chosen, p.rejected) for p in preference_pairs(recs, ratio, 10**6)}
-        want = {(a.reply, b.reply) for a, b in itertools.permutations(recs, 2)
-                if is_preferred(a, b, ratio)}
+        want = {
+            (a.reply, b.reply)
+            for a, b in itertools.permutations(recs, 2)
+            if is_preferred(a, b, ratio)
+        }
         assert got == want and len(want) > 50

@@ -16,9 +16,17 @@ from replyrl.records import Record, load_records
 
 
 def make(n_tweets=200, per=3):
-    return [Record(tweet_id=f"t{i:03d}", tweet=f"tweet {i}", reply=f"reply {j}",
-                   reply_likes=(i * 7 + j) % 50, tweet_likes=i)
-            for i in range(n_tweets) for j in range(per)]
+    return [
+        Record(
+            tweet_id=f"t{i:03d}",
+            tweet=f"tweet {i}",
+            reply=f"reply {j}",
+            reply_likes=(i * 7 + j) % 50,
+            tweet_likes=i,
+        )
+        for i in range(n_tweets)
+        for j in range(per)
+    ]
 
 
 def test_config_validation():
@@ -90,8 +98,11 @@ def test_seed5k_split_acceptance(tmp_path):
 def test_record_level_balance_when_viral_tweets_have_more_replies():
     # reply count grows with engagement, as in real data: a tweet-only stratification would
     # give the split that happens to draw the big tweets far more viral records
-    recs = [Record(tweet_id=f"t{i:03d}", tweet="t", reply=f"r{j}", reply_likes=i,
-                   tweet_likes=0) for i in range(400) for j in range(1 + (i * 13) % 11)]
+    recs = [
+        Record(tweet_id=f"t{i:03d}", tweet="t", reply=f"r{j}", reply_likes=i, tweet_likes=0)
+        for i in range(400)
+        for j in range(1 + (i * 13) % 11)
+    ]
     for seed in (0, 1, 2):
         stats = split_stats(split_records(recs, SplitConfig(seed=seed)))
         for q in range(4):

@@ -16,23 +16,37 @@ from replyrl.generation import SamplingConfig
 
 TWEETS = [
     EvalTweet(f"t{i}", tweet, refs, synthetic=True)
-    for i, (tweet, refs) in enumerate([
-        ("Just baked my first sourdough loaf, the crust came out great!",
-         ["Congrats! Getting the crust right is the hardest part of sourdough.",
-          "How long did you let the dough rest before baking it?",
-          "That loaf looks amazing, what flour did you use for it?",
-          "Sourdough is such a rewarding hobby, enjoy the bread!"]),
-        ("Ran my first half marathon this morning, legs are jelly.",
-         ["Huge congrats on the half marathon! Take the recovery days seriously.",
-          "What was your pacing plan for the last few miles of the race?",
-          "Amazing effort, the first half marathon is always special.",
-          "Did you follow a training plan, or just build up the distance?"]),
-        ("Finally set up a home server to host my own photo library.",
-         ["Nice project! Which software are you using to host the photos?",
-          "Self-hosting photos is great, just make sure you have backups.",
-          "How much power does the home server draw when idle?",
-          "I did the same last year and never looked back, enjoy it!"]),
-    ])
+    for i, (tweet, refs) in enumerate(
+        [
+            (
+                "Just baked my first sourdough loaf, the crust came out great!",
+                [
+                    "Congrats! Getting the crust right is the hardest part of sourdough.",
+                    "How long did you let the dough rest before baking it?",
+                    "That loaf looks amazing, what flour did you use for it?",
+                    "Sourdough is such a rewarding hobby, enjoy the bread!",
+                ],
+            ),
+            (
+                "Ran my first half marathon this morning, legs are jelly.",
+                [
+                    "Huge congrats on the half marathon! Take the recovery days seriously.",
+                    "What was your pacing plan for the last few miles of the race?",
+                    "Amazing effort, the first half marathon is always special.",
+                    "Did you follow a training plan, or just build up the distance?",
+                ],
+            ),
+            (
+                "Finally set up a home server to host my own photo library.",
+                [
+                    "Nice project! Which software are you using to host the photos?",
+                    "Self-hosting photos is great, just make sure you have backups.",
+                    "How much power does the home server draw when idle?",
+                    "I did the same last year and never looked back, enjoy it!",
+                ],
+            ),
+        ]
+    )
 ]
 
 
@@ -46,21 +60,34 @@ def _fake_gold(tweets, replies):
 
 
 def _run(tmp_path, encoder, generators):
-    cfg = EvalConfig(sampling=SamplingConfig(n=4), ks=[1, 2, 4], bootstrap=200,
-                     judge=JudgeConfig(enabled=False))
+    cfg = EvalConfig(
+        sampling=SamplingConfig(n=4), ks=[1, 2, 4], bootstrap=200, judge=JudgeConfig(enabled=False)
+    )
     scorers = Scorers(fake_proxy, "fake length proxy", audience=_fake_gold)
     specs = [ModelSpec(name, f"/fake/{name}", 0) for name in generators]
     gens = {f"{name}__seed0": g for name, g in generators.items()}
-    return evaluate(specs, "in-memory", tmp_path, cfg, scorers=scorers, generators=gens,
-                    encoder=encoder, tweets=TWEETS)
+    return evaluate(
+        specs,
+        "in-memory",
+        tmp_path,
+        cfg,
+        scorers=scorers,
+        generators=gens,
+        encoder=encoder,
+        tweets=TWEETS,
+    )
 
 
 def test_agreed_model_raises_length_and_duplicate_alarms_copy_raises_none(tmp_path, encoder):
     by_tweet = {t.tweet: t for t in TWEETS}
-    summary = _run(tmp_path, encoder, {
-        "copy": lambda tweets: [by_tweet[t].references[:4] for t in tweets],
-        "agreed": lambda tweets: [["Agreed!"] * 4 for _ in tweets],
-    })
+    summary = _run(
+        tmp_path,
+        encoder,
+        {
+            "copy": lambda tweets: [by_tweet[t].references[:4] for t in tweets],
+            "agreed": lambda tweets: [["Agreed!"] * 4 for _ in tweets],
+        },
+    )
     fired = {(a["model"], a["name"]) for a in summary["alarms"] if a["triggered"]}
     assert fired == {("agreed", "length_collapse"), ("agreed", "duplicates")}
     checked = {(a["model"], a["name"]) for a in summary["alarms"]}
@@ -91,24 +118,55 @@ def test_agreed_model_raises_length_and_duplicate_alarms_copy_raises_none(tmp_pa
 
 def _rows(proxy, gold, relevance, replies=None):
     replies = replies or [f"reply number {i} with some words" for i in range(len(proxy))]
-    return {"tweet_id": "t", "tweet": "a tweet", "reference": "ref", "references": ["ref"],
-            "replies": replies,
-            "reply_scores": {"proxy": proxy, "gold": gold, "relevance": relevance},
-            "ref_scores": {"proxy": [0.5], "gold": [0.5], "relevance": [0.6]}}
+    return {
+        "tweet_id": "t",
+        "tweet": "a tweet",
+        "reference": "ref",
+        "references": ["ref"],
+        "replies": replies,
+        "reply_scores": {"proxy": proxy, "gold": gold, "relevance": relevance},
+        "ref_scores": {"proxy": [0.5], "gold": [0.5], "relevance": [0.6]},
+    }
 
 
 def test_divergence_and_offtopic_alarms_name_their_examples():
     rng = np.random.default_rng(0)
-    base = [dict(_rows(list(0.5 + 0.01 * rng.standard_normal(4)), list(0.5 + 0.01 * rng.standard_normal(4)),
-                       [0.6] * 4), tweet_id=f"t{i}") for i in range(10)]
-    hacked = [dict(_rows(list(0.9 + 0.01 * rng.standard_normal(4)), list(0.2 + 0.01 * rng.standard_normal(4)),
-                         [0.05] * 4), tweet_id=f"t{i}") for i in range(10)]
-    alarms = {a["name"]: a for a in run_alarms("hacked", hacked, AlarmConfig(), base="base",
-                                               base_rows=base, gold_key="gold")}
+    base = [
+        dict(
+            _rows(
+                list(0.5 + 0.01 * rng.standard_normal(4)),
+                list(0.5 + 0.01 * rng.standard_normal(4)),
+                [0.6] * 4,
+            ),
+            tweet_id=f"t{i}",
+        )
+        for i in range(10)
+    ]
+    hacked = [
+        dict(
+            _rows(
+                list(0.9 + 0.01 * rng.standard_normal(4)),
+                list(0.2 + 0.01 * rng.standard_normal(4)),
+                [0.05] * 4,
+            ),
+            tweet_id=f"t{i}",
+        )
+        for i in range(10)
+    ]
+    alarms = {
+        a["name"]: a
+        for a in run_alarms(
+            "hacked", hacked, AlarmConfig(), base="base", base_rows=base, gold_key="gold"
+        )
+    }
     assert alarms["proxy_gold_divergence"]["triggered"]
     assert len(alarms["proxy_gold_divergence"]["examples"]) == 3
     assert alarms["high_proxy_low_relevance"]["triggered"]
     assert alarms["high_proxy_low_relevance"]["value"] == pytest.approx(1.0)
-    calm = {a["name"]: a for a in run_alarms("base", base, AlarmConfig(), base="other",
-                                             base_rows=base, gold_key="gold")}
+    calm = {
+        a["name"]: a
+        for a in run_alarms(
+            "base", base, AlarmConfig(), base="other", base_rows=base, gold_key="gold"
+        )
+    }
     assert not any(a["triggered"] for a in calm.values())

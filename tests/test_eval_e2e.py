@@ -23,8 +23,10 @@ def _make_adapter(run: Path) -> Path:
 
     torch.manual_seed(0)
     model, tok = load_policy()
-    peft = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"],
-                                            init_lora_weights=False))
+    peft = get_peft_model(
+        model,
+        LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
     adapter = run / "adapter"
     peft.save_pretrained(adapter)
     tok.save_pretrained(adapter)
@@ -41,10 +43,22 @@ def test_evaluate_two_models_and_render_report_in_chromium(tmp_path):
     data = write_records(tmp_path / "test.jsonl", synthesize(n_tweets=20, seed=7))
     adapter = _make_adapter(tmp_path / "experiments" / "lora" / "seed_0")
     out = tmp_path / "eval"
-    cli = [str(Path(sys.executable).parent / "replyrl"), "evaluate", "--model", "base=base",
-           "--model", f"lora={adapter}", "--data", str(data), "--out", str(out),
-           "--config", str(Path(__file__).parents[1] / "configs" / "eval" / "smoke.yaml"),
-           "--set", "max_tweets=20"]
+    cli = [
+        str(Path(sys.executable).parent / "replyrl"),
+        "evaluate",
+        "--model",
+        "base=base",
+        "--model",
+        f"lora={adapter}",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--config",
+        str(Path(__file__).parents[1] / "configs" / "eval" / "smoke.yaml"),
+        "--set",
+        "max_tweets=20",
+    ]
     res = subprocess.run(cli, capture_output=True, text=True, timeout=1500)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     for f in ("summary.json", "report.md", "report.html"):
@@ -60,7 +74,10 @@ def test_evaluate_two_models_and_render_report_in_chromium(tmp_path):
     res2 = subprocess.run(cli, capture_output=True, text=True, timeout=600)
     assert res2.returncode == 0, res2.stderr[-3000:]
     again = json.loads((out / "summary.json").read_text())
-    assert again["models"]["lora"]["metrics"]["pass@1"] == summary["models"]["lora"]["metrics"]["pass@1"]
+    assert (
+        again["models"]["lora"]["metrics"]["pass@1"]
+        == summary["models"]["lora"]["metrics"]["pass@1"]
+    )
 
     chromium, driver_bin = shutil.which("chromium"), shutil.which("chromedriver")
     if not chromium or not driver_bin:
@@ -76,7 +93,8 @@ def test_evaluate_two_models_and_render_report_in_chromium(tmp_path):
     try:
         driver.get((out / "report.html").as_uri())
         images = driver.execute_script(
-            "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth]);")
+            "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth]);"
+        )
         driver.save_screenshot(str(out / "report.png"))
     finally:
         driver.quit()

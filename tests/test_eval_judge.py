@@ -20,9 +20,15 @@ class FakeAPI(BaseHTTPRequestHandler):
     calls: list[dict] = []
     fail_next = 0
 
-    def do_POST(self):  # noqa: N802 - http.server API
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        FakeAPI.calls.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+        FakeAPI.calls.append(
+            {
+                "path": self.path,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "body": body,
+            }
+        )
         if FakeAPI.fail_next:
             FakeAPI.fail_next -= 1
             return self._send(429, {"error": "rate limited"})
@@ -33,10 +39,25 @@ class FakeAPI(BaseHTTPRequestHandler):
             if self.headers.get("authorization") != f"Bearer {SECRET}":
                 return self._send(401, {"error": "bad key"})
             other = "B" if letter == "A" else "A"
-            out = {"choices": [{"message": {"content": letter}, "logprobs": {"content": [{
-                "token": letter, "logprob": math.log(0.8),
-                "top_logprobs": [{"token": letter, "logprob": math.log(0.8)},
-                                 {"token": other, "logprob": math.log(0.2)}]}]}}]}
+            out = {
+                "choices": [
+                    {
+                        "message": {"content": letter},
+                        "logprobs": {
+                            "content": [
+                                {
+                                    "token": letter,
+                                    "logprob": math.log(0.8),
+                                    "top_logprobs": [
+                                        {"token": letter, "logprob": math.log(0.8)},
+                                        {"token": other, "logprob": math.log(0.2)},
+                                    ],
+                                }
+                            ]
+                        },
+                    }
+                ]
+            }
         elif self.path == "/v1/messages":
             if self.headers.get("x-api-key") != SECRET:
                 return self._send(401, {"error": f"bad key {self.headers.get('x-api-key')}"})
@@ -74,7 +95,9 @@ TRIPLES = [("tweet one", "GOOD reply", "plain ref"), ("tweet two", "meh reply", 
 
 def test_openai_backend_uses_logprobs_and_swaps_positions(server, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_KEY", SECRET)
-    cfg = JudgeConfig(backend="openai", model="fake-gpt", base_url=f"{server}/v1", api_key_env="FAKE_KEY")
+    cfg = JudgeConfig(
+        backend="openai", model="fake-gpt", base_url=f"{server}/v1", api_key_env="FAKE_KEY"
+    )
     judge = Judge(cfg, tmp_path / "judge.json")
     probs = judge.prob_better(TRIPLES)
     # candidate GOOD: P(A)=0.8 when first, P(A)=0.2 when second -> (0.8 + (1-0.2))/2
@@ -108,7 +131,9 @@ def test_api_backend_retries_rate_limits(server, monkeypatch):
 def test_api_key_only_from_env_and_never_in_errors(server, monkeypatch):
     monkeypatch.delenv("NO_SUCH_KEY", raising=False)
     with pytest.raises(JudgeError, match="NO_SUCH_KEY"):
-        ApiBackend(JudgeConfig(backend="openai", model="m", base_url=server, api_key_env="NO_SUCH_KEY"))
+        ApiBackend(
+            JudgeConfig(backend="openai", model="m", base_url=server, api_key_env="NO_SUCH_KEY")
+        )
     monkeypatch.setenv("WRONG_KEY", "sk-wrong-value")
     cfg = JudgeConfig(backend="anthropic", model="m", base_url=server, api_key_env="WRONG_KEY")
     with pytest.raises(JudgeError) as err:
@@ -146,4 +171,6 @@ def test_local_backend_scores_answer_tokens(policy):
     assert 0.0 < probs[0] < 1.0
     # batching (left padding) does not change the verdict
     backend.batch_size = 1
-    assert Judge(JudgeConfig(), backend=backend).prob_better(TRIPLES[:1]) == pytest.approx(probs, abs=1e-4)
+    assert Judge(JudgeConfig(), backend=backend).prob_better(TRIPLES[:1]) == pytest.approx(
+        probs, abs=1e-4
+    )

@@ -10,16 +10,19 @@ import pytest
 from replyrl.evaluation import metrics as M
 
 
-@pytest.mark.parametrize("n,c,k,expected", [
-    (4, 0, 1, 0.0),
-    (4, 1, 1, 0.25),             # c/n
-    (4, 4, 4, 1.0),
-    (5, 2, 2, 1 - 3 / 10),       # 1 - C(3,2)/C(5,2)
-    (10, 3, 4, 1 - 35 / 210),    # 1 - C(7,4)/C(10,4)
-    (4, 3, 2, 1.0),              # n - c = 1 < k = 2
-    (8, 6, 4, 1.0),              # n - c = 2 < k = 4
-    (8, 1, 8, 1.0),              # n - c = 7 < k = 8
-])
+@pytest.mark.parametrize(
+    "n,c,k,expected",
+    [
+        (4, 0, 1, 0.0),
+        (4, 1, 1, 0.25),  # c/n
+        (4, 4, 4, 1.0),
+        (5, 2, 2, 1 - 3 / 10),  # 1 - C(3,2)/C(5,2)
+        (10, 3, 4, 1 - 35 / 210),  # 1 - C(7,4)/C(10,4)
+        (4, 3, 2, 1.0),  # n - c = 1 < k = 2
+        (8, 6, 4, 1.0),  # n - c = 2 < k = 4
+        (8, 1, 8, 1.0),  # n - c = 7 < k = 8
+    ],
+)
 def test_pass_at_k_closed_form(n, c, k, expected):
     assert M.pass_at_k(n, c, k) == pytest.approx(expected, abs=1e-12)
     if n - c >= k:

@@ -16,9 +16,17 @@ from replyrl.evaluation.logs import training_curves
 from replyrl.evaluation.scoring import Scorers
 from replyrl.generation import SamplingConfig
 
-TWEETS = [EvalTweet(f"t{i}", f"Tweet number {i} about my garden tomatoes and basil",
-                    [f"Your tomatoes look great, how often do you water them? ({i})",
-                     f"Basil and tomatoes together is the best combo {i}!"]) for i in range(4)]
+TWEETS = [
+    EvalTweet(
+        f"t{i}",
+        f"Tweet number {i} about my garden tomatoes and basil",
+        [
+            f"Your tomatoes look great, how often do you water them? ({i})",
+            f"Basil and tomatoes together is the best combo {i}!",
+        ],
+    )
+    for i in range(4)
+]
 
 
 class Counting:
@@ -37,22 +45,38 @@ def test_generation_cache_reuses_lines_and_keys_on_sampling(tmp_path):
     rows = cached_generations(path, TWEETS[:2], gen, 2)
     assert len(gen.seen) == 2 and [r["tweet_id"] for r in rows] == ["t0", "t1"]
     lines = path.read_text().splitlines()
-    assert len(lines) == 2 and json.loads(lines[0])["replies"] == [f"{TWEETS[0].tweet} reply 0",
-                                                                    f"{TWEETS[0].tweet} reply 1"]
+    assert len(lines) == 2 and json.loads(lines[0])["replies"] == [
+        f"{TWEETS[0].tweet} reply 0",
+        f"{TWEETS[0].tweet} reply 1",
+    ]
     gen2 = Counting(2)
     rows2 = cached_generations(path, TWEETS, gen2, 2)
     assert gen2.seen == [TWEETS[2].tweet, TWEETS[3].tweet]  # only the missing tweets
     assert rows2[:2] == rows
     assert cache_path(tmp_path, "m", str(tmp_path), SamplingConfig(n=2, seed=1)) != path
-    assert cache_path(tmp_path, "m", str(tmp_path), SamplingConfig(n=2, seed=0, batch_prompts=3)) == path
+    assert (
+        cache_path(tmp_path, "m", str(tmp_path), SamplingConfig(n=2, seed=0, batch_prompts=3))
+        == path
+    )
 
 
 def test_parse_models_names_and_seeds(tmp_path):
-    specs = parse_models(["base=base", "grpo=runs/grpo/seed_3/adapter", "grpo=runs/grpo/seed_4/adapter",
-                          "sft=x", "sft=y"])
+    specs = parse_models(
+        [
+            "base=base",
+            "grpo=runs/grpo/seed_3/adapter",
+            "grpo=runs/grpo/seed_4/adapter",
+            "sft=x",
+            "sft=y",
+        ]
+    )
     assert [(s.name, s.path, s.seed) for s in specs] == [
-        ("base", None, 0), ("grpo", "runs/grpo/seed_3/adapter", 3), ("grpo", "runs/grpo/seed_4/adapter", 4),
-        ("sft", "x", 0), ("sft", "y", 1)]
+        ("base", None, 0),
+        ("grpo", "runs/grpo/seed_3/adapter", 3),
+        ("grpo", "runs/grpo/seed_4/adapter", 4),
+        ("sft", "x", 0),
+        ("sft", "y", 1),
+    ]
     with pytest.raises(ValueError, match="NAME=PATH"):
         parse_models(["=x"])
 
@@ -62,7 +86,7 @@ def _run_folder(tmp_path, name, seed, kl_scale):
     (run / "adapter").mkdir(parents=True)
     (run / "adapter" / "adapter_config.json").write_text("{}")
     lines = [json.dumps({"step": s, "kl": kl_scale * s, "reward": 0.1 * s}) for s in range(1, 6)]
-    (run / "log_history.jsonl").write_text("\n".join(lines) + "\n{\"step\": 6, \"kl\"")  # torn line
+    (run / "log_history.jsonl").write_text("\n".join(lines) + '\n{"step": 6, "kl"')  # torn line
     return run / "adapter"
 
 
@@ -82,14 +106,24 @@ def test_report_with_seeds_logs_and_rebuild(tmp_path, encoder):
     rng = np.random.default_rng(0)
 
     def fake(seed):
-        return lambda tweets: [[f"{t[:20]} reply {rng.integers(1000)}" for _ in range(4)] for t in tweets]
+        return lambda tweets: [
+            [f"{t[:20]} reply {rng.integers(1000)}" for _ in range(4)] for t in tweets
+        ]
 
     gens = {"base__seed0": fake(0), "grpo__seed0": fake(1), "grpo__seed1": fake(2)}
-    cfg = EvalConfig(sampling=SamplingConfig(n=4), ks=[1, 4], bootstrap=200, judge=JudgeConfig(enabled=False))
-    scorers = Scorers(lambda t, r: np.array([len(x) / 100 for x in r]), "fake proxy",
-                      gold=lambda t, r: np.array([len(x) % 7 / 7 for x in r]), gold_name="fake gold")
+    cfg = EvalConfig(
+        sampling=SamplingConfig(n=4), ks=[1, 4], bootstrap=200, judge=JudgeConfig(enabled=False)
+    )
+    scorers = Scorers(
+        lambda t, r: np.array([len(x) / 100 for x in r]),
+        "fake proxy",
+        gold=lambda t, r: np.array([len(x) % 7 / 7 for x in r]),
+        gold_name="fake gold",
+    )
     out = tmp_path / "eval"
-    s = evaluate(specs, "mem", out, cfg, scorers=scorers, generators=gens, encoder=encoder, tweets=TWEETS)
+    s = evaluate(
+        specs, "mem", out, cfg, scorers=scorers, generators=gens, encoder=encoder, tweets=TWEETS
+    )
     grpo = s["models"]["grpo"]["metrics"]["proxy"]
     assert grpo["n_seeds"] == 2 and grpo["n"] == 8
     assert set(s["training"]) == {"grpo__seed0", "grpo__seed1"}
@@ -115,9 +149,33 @@ def test_report_with_seeds_logs_and_rebuild(tmp_path, encoder):
 def test_cli_rejects_bad_config_before_loading_models(tmp_path):
     from replyrl.cli import app
 
-    res = CliRunner().invoke(app, ["evaluate", "--model", "base=base", "--data", "x.jsonl",
-                                   "--out", str(tmp_path), "--set", "ks=[1,16]"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            "base=base",
+            "--data",
+            "x.jsonl",
+            "--out",
+            str(tmp_path),
+            "--set",
+            "ks=[1,16]",
+        ],
+    )
     assert res.exit_code == 2 and "sampling.n" in res.output
-    res = CliRunner().invoke(app, ["evaluate", "--model", "base=base", "--data", "x.jsonl",
-                                   "--out", str(tmp_path), "--set", "pass_critrion=reference"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            "base=base",
+            "--data",
+            "x.jsonl",
+            "--out",
+            str(tmp_path),
+            "--set",
+            "pass_critrion=reference",
+        ],
+    )
     assert res.exit_code == 2 and "pass_criterion" in res.output

@@ -15,8 +15,8 @@ def test_mann_whitney_matches_scipy_and_hand_value():
     u, p = mann_whitney(a, b)
     ref = st.mannwhitneyu(a, b, alternative="two-sided")
     assert u == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue)
-    assert u == 0.0                        # no a beats any b
-    assert p == pytest.approx(2 / 252)     # exact: 2 of C(10,5) = 252 arrangements as extreme
+    assert u == 0.0  # no a beats any b
+    assert p == pytest.approx(2 / 252)  # exact: 2 of C(10,5) = 252 arrangements as extreme
     x = [0.3, 1.2, 2.2, 0.1, 4.0, 2.5, 1.1]
     y = [2.0, 3.1, 0.9, 5.5, 3.3, 2.8]
     u, p = mann_whitney(x, y)

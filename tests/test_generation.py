@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
-                                                    TopPLogitsWarper)
+from transformers.generation.logits_process import (
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from replyrl.generation import SamplingConfig, generate_replies, nucleus, sample_tokens
 
 
-@pytest.mark.parametrize("temperature,top_k,top_p", [(0.9, 50, 0.95), (0.7, 0, 0.9), (1.3, 8, 1.0),
-                                                     (0.5, 3, 0.2)])
+@pytest.mark.parametrize(
+    "temperature,top_k,top_p", [(0.9, 50, 0.95), (0.7, 0, 0.9), (1.3, 8, 1.0), (0.5, 3, 0.2)]
+)
 def test_nucleus_is_the_transformers_warper_distribution(temperature, top_k, top_p):
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(6, 300, generator=g) * torch.tensor([0.3, 1, 2, 4, 8, 0.01])[:, None]
@@ -30,15 +34,17 @@ def test_nucleus_is_the_transformers_warper_distribution(temperature, top_k, top
 def test_sample_tokens_follows_the_probabilities_by_inverse_cdf():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     u = (torch.arange(1000) + 0.5) / 1000  # an even grid: counts are exact quantiles
-    picks = torch.cat([sample_tokens(logits, u[i:i + 1], 1.0, 0, 1.0) for i in range(1000)])
+    picks = torch.cat([sample_tokens(logits, u[i : i + 1], 1.0, 0, 1.0) for i in range(1000)])
     assert torch.bincount(picks, minlength=4).tolist() == [500, 300, 150, 50]
-    picks = torch.cat([sample_tokens(logits, u[i:i + 1], 1.0, 0, 0.7) for i in range(1000)])
+    picks = torch.cat([sample_tokens(logits, u[i : i + 1], 1.0, 0, 0.7) for i in range(1000)])
     # nucleus 0.7 keeps tokens 0 and 1 (mass above token 2 is 0.8 >= 0.7), renormalised 5:3
     assert torch.bincount(picks, minlength=4).tolist() == [625, 375, 0, 0]
 
 
 @pytest.mark.parametrize("compact_at,reserve", [(0.1, None), (1.0, 1)])
-def test_greedy_rows_match_generate_and_stop_at_their_own_eos(policy, monkeypatch, compact_at, reserve):
+def test_greedy_rows_match_generate_and_stop_at_their_own_eos(
+    policy, monkeypatch, compact_at, reserve
+):
     # (1.0, 1): finished rows stay in the batch until all are done, and the KV buffer has room
     # for one more token only, so it is regrown at every other step
     from replyrl import generation
@@ -46,7 +52,9 @@ def test_greedy_rows_match_generate_and_stop_at_their_own_eos(policy, monkeypatc
     monkeypatch.setattr(generation, "COMPACT_AT", compact_at)
     if reserve is not None:
         new_cache = generation.new_cache
-        monkeypatch.setattr(generation, "new_cache", lambda model, reserve_: new_cache(model, reserve))
+        monkeypatch.setattr(
+            generation, "new_cache", lambda model, reserve_: new_cache(model, reserve)
+        )
     model, tok = policy
     tok.padding_side = "left"
     prompts = ["Coffee or tea?", "My cat knocked the plant over again this morning, third time"]
@@ -55,22 +63,31 @@ def test_greedy_rows_match_generate_and_stop_at_their_own_eos(policy, monkeypatc
     cfg = SamplingConfig(n=2, max_new_tokens=10, top_k=1)
     gens = [torch.Generator().manual_seed(i) for i in range(2)]
     with torch.no_grad():
-        ours = generation.sample_batch(model, enc["input_ids"], enc["attention_mask"], gens, cfg, eos=[tok.eos_token_id])
-        ref = model.generate(**enc, do_sample=False, max_new_tokens=10, pad_token_id=tok.pad_token_id)
-    ref = ref[:, enc["input_ids"].shape[1]:].tolist()
+        ours = generation.sample_batch(
+            model, enc["input_ids"], enc["attention_mask"], gens, cfg, eos=[tok.eos_token_id]
+        )
+        ref = model.generate(
+            **enc, do_sample=False, max_new_tokens=10, pad_token_id=tok.pad_token_id
+        )
+    ref = ref[:, enc["input_ids"].shape[1] :].tolist()
     assert ours == [ref[0], ref[0], ref[1], ref[1]]  # greedy: both samples of a prompt agree
     # pretend the 3rd token of prompt 0 is an end token: its rows stop there, prompt 1's go on
     stop = ref[0][2]
     assert stop not in ref[1]
     with torch.no_grad():
-        short = generation.sample_batch(model, enc["input_ids"], enc["attention_mask"], gens, cfg, eos=[stop])
+        short = generation.sample_batch(
+            model, enc["input_ids"], enc["attention_mask"], gens, cfg, eos=[stop]
+        )
     assert short == [ref[0][:3], ref[0][:3], ref[1], ref[1]]
 
 
 def test_replies_depend_on_seed_and_tweet_not_on_batching_or_order(policy):
     model, tok = policy
-    tweets = ["Coffee or tea?", "Monday again, and the coffee machine is broken.",
-              "Just finished my first marathon after two years of training!"]
+    tweets = [
+        "Coffee or tea?",
+        "Monday again, and the coffee machine is broken.",
+        "Just finished my first marathon after two years of training!",
+    ]
     cfg = SamplingConfig(n=2, max_new_tokens=6, batch_prompts=1, seed=3)
     one = generate_replies(model, tok, tweets, cfg)
     assert [len(r) for r in one] == [2, 2, 2] and all(r.strip() for rs in one for r in rs)
@@ -78,13 +95,24 @@ def test_replies_depend_on_seed_and_tweet_not_on_batching_or_order(policy):
     assert generate_replies(model, tok, tweets[1:2], cfg) == one[1:2]
     cfg3 = SamplingConfig(n=2, max_new_tokens=6, batch_prompts=3, seed=3)
     # prompts are sorted by length before batching, so input order does not change the batch
-    assert generate_replies(model, tok, tweets[::-1], cfg3) == generate_replies(model, tok, tweets, cfg3)[::-1]
-    other = generate_replies(model, tok, tweets, SamplingConfig(n=2, max_new_tokens=6, batch_prompts=1, seed=4))
+    assert (
+        generate_replies(model, tok, tweets[::-1], cfg3)
+        == generate_replies(model, tok, tweets, cfg3)[::-1]
+    )
+    other = generate_replies(
+        model, tok, tweets, SamplingConfig(n=2, max_new_tokens=6, batch_prompts=1, seed=4)
+    )
     assert other != one
     assert generate_replies(model, tok, [], cfg) == []
 
 
 def test_sampling_config_rejects_bad_values():
-    for bad in (dict(top_k=-1), dict(top_p=0), dict(temperature=0), dict(n=0), dict(batch_prompts=0)):
+    for bad in (
+        dict(top_k=-1),
+        dict(top_p=0),
+        dict(temperature=0),
+        dict(n=0),
+        dict(batch_prompts=0),
+    ):
         with pytest.raises(ValueError):
             SamplingConfig(**bad)

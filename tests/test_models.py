@@ -46,8 +46,12 @@ def test_batched_generation_is_seeded_and_shaped(policy):
 
     model, tok = policy
     cfg = SamplingConfig(n=2, max_new_tokens=8, batch_prompts=2, seed=3)
-    a = generate_replies(model, tok, ["Coffee or tea?", "Best pizza topping?", "Monday again."], cfg)
-    b = generate_replies(model, tok, ["Coffee or tea?", "Best pizza topping?", "Monday again."], cfg)
+    a = generate_replies(
+        model, tok, ["Coffee or tea?", "Best pizza topping?", "Monday again."], cfg
+    )
+    b = generate_replies(
+        model, tok, ["Coffee or tea?", "Best pizza topping?", "Monday again."], cfg
+    )
     assert [len(x) for x in a] == [2, 2, 2] and a == b
     assert all(r.strip() for x in a for r in x)
     with pytest.raises(ValueError, match="temperature"):
@@ -57,8 +61,19 @@ def test_batched_generation_is_seeded_and_shaped(policy):
 def test_generate_cli_prints_n_replies():
     from replyrl.cli import app
 
-    res = CliRunner().invoke(app, ["generate", "Just shipped my first open source library!", "-n", "3",
-                                   "--max-new-tokens", "12"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "Just shipped my first open source library!",
+            "-n",
+            "3",
+            "--max-new-tokens",
+            "12",
+        ],
+    )
     assert res.exit_code == 0, res.output
-    numbered = re.findall(r"(?:^|\]|\n)([1-9])\. \S", res.output)  # stderr progress bars may precede "1."
+    numbered = re.findall(
+        r"(?:^|\]|\n)([1-9])\. \S", res.output
+    )  # stderr progress bars may precede "1."
     assert numbered == ["1", "2", "3"], res.output

@@ -17,13 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def tiny_config(tmp: Path) -> Path:
     p = tmp / "tiny.yaml"
     p.write_text(f"""
-_base_: {ROOT / 'configs/pipeline/cpu-demo.yaml'}
+_base_: {ROOT / "configs/pipeline/cpu-demo.yaml"}
 name: tiny
 synth_tweets: 40
 recipes: [sft, grpo]
-train_configs: {ROOT / 'configs/train'}
-eval_config: {ROOT / 'configs/eval/default.yaml'}
-reward: {{proxy_config: {ROOT / 'configs/reward/preference.yaml'}, gold_config: {ROOT / 'configs/reward/preference.yaml'}}}
+train_configs: {ROOT / "configs/train"}
+eval_config: {ROOT / "configs/eval/default.yaml"}
+reward: {{proxy_config: {ROOT / "configs/reward/preference.yaml"}, gold_config: {ROOT / "configs/reward/preference.yaml"}}}
 train_set: [optim.save_steps=1, optim.sample_every=0, grpo.num_generations=2, grpo.prompts_per_step=1,
             grpo.max_completion_length=8, optim.batch_size=2]
 recipe_set: {{sft: [optim.max_steps=1], grpo: [optim.max_steps=1]}}
@@ -58,22 +58,33 @@ def test_interrupted_pipeline_resumes_without_recomputing(tmp_path):
 
     out = tmp_path / "interrupted"
     stages = out / "tiny" / "stages"
-    proc = subprocess.Popen(_cmd(cfg, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cmd(cfg, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     _wait_for(stages / "reward_proxy.json", proc)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) != 0
     done_first = {p.name: p.stat().st_mtime_ns for p in stages.glob("*.json")}
     assert "reward_proxy.json" in done_first and "evaluate.json" not in done_first
 
-    proc = subprocess.Popen(_cmd(cfg, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        _cmd(cfg, out),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     _wait_for(stages / "train_sft_seed0.json", proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done_second = {p.name: p.stat().st_mtime_ns for p in stages.glob("*.json")}
-    assert all(done_second[k] == v for k, v in done_first.items()), "a completed stage was recomputed"
+    assert all(done_second[k] == v for k, v in done_first.items()), (
+        "a completed stage was recomputed"
+    )
 
-    res = subprocess.run(_cmd(cfg, out), check=True, env=env, timeout=1800, capture_output=True, text=True)
+    res = subprocess.run(
+        _cmd(cfg, out), check=True, env=env, timeout=1800, capture_output=True, text=True
+    )
     for name, mtime in done_second.items():
         assert (stages / name).stat().st_mtime_ns == mtime, f"{name} was recomputed"
     assert "Ran: train_grpo_seed0, evaluate" in " ".join(res.stdout.split()), res.stdout[-2000:]

@@ -13,8 +13,15 @@ from replyrl.records import DataError, load_records, write_records, write_reject
 
 
 def good(i: int) -> bytes:
-    return json.dumps({"tweet_id": f"g{i}", "tweet": "a tweet", "reply": f"good reply {i}",
-                       "reply_likes": i, "keep_me": {"nested": [1, "x"]}}).encode()
+    return json.dumps(
+        {
+            "tweet_id": f"g{i}",
+            "tweet": "a tweet",
+            "reply": f"good reply {i}",
+            "reply_likes": i,
+            "keep_me": {"nested": [1, "x"]},
+        }
+    ).encode()
 
 
 def row(**kw) -> bytes:
@@ -44,18 +51,25 @@ BROKEN: list[tuple[bytes, list[tuple[str | None, str]]]] = [
     (row(reply_likes=True), [("reply_likes", "got a boolean")]),
     (row(reply_likes=10**30), [("reply_likes", "implausibly large")]),
     (row(reply_likes=1e300), [("reply_likes", "implausibly large")]),
-    (b'{"tweet_id": "b", "tweet": "t", "reply": "r", "reply_likes": NaN}',
-     [("reply_likes", "not finite")]),
+    (
+        b'{"tweet_id": "b", "tweet": "t", "reply": "r", "reply_likes": NaN}',
+        [("reply_likes", "not finite")],
+    ),
     (row(reply_retweets=-2), [("reply_retweets", "count must be >= 0")]),
-    (b'{"tweet_id": "b", "tweet": "t", "reply": "r", "reply_likes": 1, "tweet_likes": Infinity}',
-     [("tweet_likes", "not finite")]),
+    (
+        b'{"tweet_id": "b", "tweet": "t", "reply": "r", "reply_likes": 1, "tweet_likes": Infinity}',
+        [("tweet_likes", "not finite")],
+    ),
     (row(tweet_likes=[3]), [("tweet_likes", "got array")]),
     (row(reply_author_followers=-5), [("reply_author_followers", "count must be >= 0")]),
     (row(reply_time_diff_seconds=-1.5), [("reply_time_diff_seconds", "must be >= 0")]),
     (row(reply_time_diff_seconds="soon"), [("reply_time_diff_seconds", "got text")]),
     (row(reply_time_diff_seconds=1e300), [("reply_time_diff_seconds", "implausibly large")]),
-    (b'{"tweet_id": "b", "tweet": "t", "reply": "r", "reply_likes": 1, '
-     b'"reply_time_diff_seconds": -Infinity}', [("reply_time_diff_seconds", "not finite")]),
+    (
+        b'{"tweet_id": "b", "tweet": "t", "reply": "r", "reply_likes": 1, '
+        b'"reply_time_diff_seconds": -Infinity}',
+        [("reply_time_diff_seconds", "not finite")],
+    ),
     (row(reply_id=["x"]), [("reply_id", "expected a string, got array")]),
     (row(created_at={"d": 1}), [("created_at", "expected a string, got object")]),
     (b'{"tweet_id": "b", "tweet": "t", "reply": "r", "reply_li', [(None, "not valid JSON")]),
@@ -63,27 +77,50 @@ BROKEN: list[tuple[bytes, list[tuple[str | None, str]]]] = [
     (b'"just a string"', [(None, "row is a JSON string")]),
     (b"null", [(None, "row is a JSON null")]),
     (b"42", [(None, "row is a JSON number")]),
-    (b'{"tweet_id": "b", "tweet": "caf\xe9", "reply": "r", "reply_likes": 1}',
-     [(None, "invalid UTF-8 at byte 31")]),
-    (b'\xef\xbb\xbf{"tweet_id": "b", "tweet": "t", "reply": "r", "reply_likes": 1}',
-     [(None, "not valid JSON")]),  # a BOM is only harmless at the start of the file
-    (b'{"tweet_id": "b", "tweet": "t", "reply": "r", "reply_likes": 1, "reply_likes": -1}',
-     [("reply_likes", "more than once"), ("reply_likes", "count must be >= 0")]),
-    (b'{"tweet_id": "b", "tweet": "t", "reply": "hi \\ud83d", "reply_likes": 1}',
-     [("reply", "lone surrogate")]),
-    (b'{"tweet_id": "b", "tweet": "t", "reply": "r", "reply_likes": 1, "score": NaN}',
-     [("score", "non-finite number")]),
-    (b'{"tweet_id": "b", "tweet": "t", "reply": "r", "reply_likes": 1, "meta": {"x": [Infinity]}}',
-     [("meta", "non-finite number")]),
+    (
+        b'{"tweet_id": "b", "tweet": "caf\xe9", "reply": "r", "reply_likes": 1}',
+        [(None, "invalid UTF-8 at byte 31")],
+    ),
+    (
+        b'\xef\xbb\xbf{"tweet_id": "b", "tweet": "t", "reply": "r", "reply_likes": 1}',
+        [(None, "not valid JSON")],
+    ),  # a BOM is only harmless at the start of the file
+    (
+        b'{"tweet_id": "b", "tweet": "t", "reply": "r", "reply_likes": 1, "reply_likes": -1}',
+        [("reply_likes", "more than once"), ("reply_likes", "count must be >= 0")],
+    ),
+    (
+        b'{"tweet_id": "b", "tweet": "t", "reply": "hi \\ud83d", "reply_likes": 1}',
+        [("reply", "lone surrogate")],
+    ),
+    (
+        b'{"tweet_id": "b", "tweet": "t", "reply": "r", "reply_likes": 1, "score": NaN}',
+        [("score", "non-finite number")],
+    ),
+    (
+        b'{"tweet_id": "b", "tweet": "t", "reply": "r", "reply_likes": 1, "meta": {"x": [Infinity]}}',
+        [("meta", "non-finite number")],
+    ),
     (b"[" * 100_000 + b"]" * 100_000, [(None, "nested too deeply")]),
-    (b'{"tweet_id": "b", "tweet": "t", "reply": "r", "reply_likes": ' + b"9" * 5000 + b"}",
-     [(None, "not valid JSON")]),
+    (
+        b'{"tweet_id": "b", "tweet": "t", "reply": "r", "reply_likes": ' + b"9" * 5000 + b"}",
+        [(None, "not valid JSON")],
+    ),
     (row() + b" trailing", [(None, "not valid JSON")]),
     (row() + row(), [(None, "not valid JSON")]),
-    (b'{"tweet_id": "b\x00", "tweet": "t", "reply": "r", "reply_likes": 1}',
-     [(None, "not valid JSON")]),
-    (b"{}", [("tweet_id", "missing"), ("tweet", "missing"), ("reply", "missing"),
-             ("reply_likes", "missing")]),
+    (
+        b'{"tweet_id": "b\x00", "tweet": "t", "reply": "r", "reply_likes": 1}',
+        [(None, "not valid JSON")],
+    ),
+    (
+        b"{}",
+        [
+            ("tweet_id", "missing"),
+            ("tweet", "missing"),
+            ("reply", "missing"),
+            ("reply_likes", "missing"),
+        ],
+    ),
 ]
 
 
@@ -155,21 +192,28 @@ def test_csv_rules(tmp_path):
     p = tmp_path / "d.csv"
     p.write_bytes(
         b"\xef\xbb\xbftweet_id,tweet,reply,reply_likes,reply_time_diff_seconds,lang\n"
-        b"t1,hello,hi,3,12.5,en\n"                       # 2 good
-        b"t1,hello,\"multi\nline, reply\",0,,en\n"        # 3-4 good (quoted newline)
-        b"t2,hello,hey,-4,,en\n"                          # 5 negative count
-        b"t2,hello,short row\n"                           # 6 missing cells
-        b"t2,hello,yo,1,,en,extra\n"                      # 7 too many cells
-        b"t3,caf\xe9,ok,1,,en\n"                          # 8 invalid UTF-8 in one cell
-        b"t3,,empty tweet,1,,en\n"                        # 9 empty text
+        b"t1,hello,hi,3,12.5,en\n"  # 2 good
+        b't1,hello,"multi\nline, reply",0,,en\n'  # 3-4 good (quoted newline)
+        b"t2,hello,hey,-4,,en\n"  # 5 negative count
+        b"t2,hello,short row\n"  # 6 missing cells
+        b"t2,hello,yo,1,,en,extra\n"  # 7 too many cells
+        b"t3,caf\xe9,ok,1,,en\n"  # 8 invalid UTF-8 in one cell
+        b"t3,,empty tweet,1,,en\n"  # 9 empty text
         b"\n"
-        b"t4,x,y,1,soon,en\n"                             # 11 bad number
-        b"t4,x,z,2,,en\n")                                # 12 good
+        b"t4,x,y,1,soon,en\n"  # 11 bad number
+        b"t4,x,z,2,,en\n"
+    )  # 12 good
     with pytest.raises(DataError) as e:
         load_records(p, max_errors=100)
     got = [(x.line, x.field) for x in e.value.errors]
-    assert got == [(5, "reply_likes"), (6, None), (7, None), (8, "tweet"), (9, "tweet"),
-                   (11, "reply_time_diff_seconds")]
+    assert got == [
+        (5, "reply_likes"),
+        (6, None),
+        (7, None),
+        (8, "tweet"),
+        (9, "tweet"),
+        (11, "reply_time_diff_seconds"),
+    ]
     res = load_records(p, skip_invalid=True)
     assert [r.reply for r in res.records] == ["hi", "multi\nline, reply", "z"]
     assert res.records[0].reply_time_diff_seconds == 12.5 and res.records[0].extra == {"lang": "en"}
@@ -184,8 +228,10 @@ def test_csv_missing_columns_rejects_every_line(tmp_path):
         load_records(p)
     got = [(x.line, x.field, x.reason) for x in e.value.errors]
     assert got[0] == (1, None, "CSV header lacks required column(s): reply_likes")
-    assert got[1:] == [(2, "reply_likes", "missing required field"),
-                       (3, "reply_likes", "missing required field")]
+    assert got[1:] == [
+        (2, "reply_likes", "missing required field"),
+        (3, "reply_likes", "missing required field"),
+    ]
     res = load_records(p, skip_invalid=True)
     assert res.records == [] and b"".join(res.rejected_lines) == p.read_bytes()
 

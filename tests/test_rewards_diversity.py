@@ -10,8 +10,12 @@ from replyrl.rewards.diversity import diversity_credit, with_diversity_credit
 from replyrl.rewards.embeddings import EmbeddingCache
 
 # Two identical replies and one orthogonal outlier: D12 = 0, D13 = D23 = 1 (cosine distance).
-TABLE = {"same reply one": [1, 0], "same reply two": [1, 0], "the outlier reply": [0, 1],
-         "other prompt reply": [1, 1]}
+TABLE = {
+    "same reply one": [1, 0],
+    "same reply two": [1, 0],
+    "the outlier reply": [0, 1],
+    "other prompt reply": [1, 1],
+}
 
 
 class FakeEncoder:
@@ -25,7 +29,9 @@ TEXTS = ["same reply one", "same reply two", "the outlier reply"]
 def credit(mode, rewards=(1.0, 1.0, 1.0), lam=1.0, keys=("a", "a", "a"), texts=TEXTS, **kw):
     kw.setdefault("floor", 0.0)
     kw.setdefault("min_chars", 0)
-    return diversity_credit(list(keys), list(texts), list(rewards), mode, lam, EmbeddingCache(FakeEncoder()), **kw)
+    return diversity_credit(
+        list(keys), list(texts), list(rewards), mode, lam, EmbeddingCache(FakeEncoder()), **kw
+    )
 
 
 def test_additive_hand_values():
@@ -34,7 +40,9 @@ def test_additive_hand_values():
 
 def test_multiplicative_hand_values():
     # norm(d) = d / max d = [0.5, 0.5, 1]; credit = lam * r * (norm - 1)
-    np.testing.assert_allclose(credit("multiplicative", rewards=(2.0, 1.0, 1.0)), [-1.0, -0.5, 0.0], atol=1e-7)
+    np.testing.assert_allclose(
+        credit("multiplicative", rewards=(2.0, 1.0, 1.0)), [-1.0, -0.5, 0.0], atol=1e-7
+    )
     np.testing.assert_allclose(credit("multiplicative", lam=0.5), [-0.25, -0.25, 0.0], atol=1e-7)
 
 
@@ -46,7 +54,9 @@ def test_set_hand_values():
 @pytest.mark.parametrize("mode", ["additive", "multiplicative", "set"])
 def test_identical_completions_get_zero_and_outlier_gets_most(mode):
     same = ["same reply one"] * 4
-    np.testing.assert_allclose(credit(mode, rewards=(1, 2, 3, 4), keys="aaaa", texts=same), 0.0, atol=1e-12)
+    np.testing.assert_allclose(
+        credit(mode, rewards=(1, 2, 3, 4), keys="aaaa", texts=same), 0.0, atol=1e-12
+    )
     c = credit(mode)
     assert c[2] == c.max() and c[2] > c[0]
 
@@ -78,9 +88,13 @@ def test_wrapper_logs_and_adds_credit():
     def base(prompts, completions, **kw):
         return [1.0] * len(completions)
 
-    fn = with_diversity_credit(base, "additive", lam=0.1, encoder=EmbeddingCache(FakeEncoder()), floor=0.0, min_chars=0)
+    fn = with_diversity_credit(
+        base, "additive", lam=0.1, encoder=EmbeddingCache(FakeEncoder()), floor=0.0, min_chars=0
+    )
     logged = {}
-    out = fn(["p", "p", "p"], TEXTS, log_metric=lambda k, v: logged.__setitem__(k, v), trainer_state=None)
+    out = fn(
+        ["p", "p", "p"], TEXTS, log_metric=lambda k, v: logged.__setitem__(k, v), trainer_state=None
+    )
     np.testing.assert_allclose(out, [1.05, 1.05, 1.1], atol=1e-7)
     assert logged["diversity/credit_mean"] == pytest.approx(0.2 / 3)
     assert logged["diversity/pairwise_distance"] == pytest.approx(2 / 3)

@@ -37,7 +37,11 @@ def trained(synth, tmp_path_factory, encoder):
 
 def test_saved_folder_is_json_and_safetensors_and_loads_identically(trained, synth):
     model, _, folder = trained
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "head.safetensors", "train_tweets.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "config.json",
+        "head.safetensors",
+        "train_tweets.json",
+    ]
     cfg = json.loads((folder / "config.json").read_text())
     assert cfg["encoder"] == "all-MiniLM-L6-v2" and cfg["head"]["hidden"] == 32
     loaded = load_reward_model(folder)
@@ -47,7 +51,9 @@ def test_saved_folder_is_json_and_safetensors_and_loads_identically(trained, syn
 
 def test_training_is_seeded(trained, synth):
     cfg = load_config(RewardTrainConfig, CONFIGS / "preference.yaml", FAST)
-    again, summary, _ = train_reward_model(cfg, synth, embeddings=trained[0].embeddings, log=lambda m: None)
+    again, summary, _ = train_reward_model(
+        cfg, synth, embeddings=trained[0].embeddings, log=lambda m: None
+    )
     tw, rp = [r.tweet for r in synth[:20]], [r.reply for r in synth[:20]]
     np.testing.assert_array_equal(again.score(tw, rp), trained[0].score(tw, rp))
     assert summary["best_epoch"] == trained[1]["best_epoch"]
@@ -56,26 +62,37 @@ def test_training_is_seeded(trained, synth):
 def test_preference_rm_learns_the_audience(trained, synth):
     model, summary, folder = trained
     held, dropped = held_out(synth, folder)
-    assert dropped > 0 and held and not {r.tweet_id for r in held} & set(json.loads((folder / "train_tweets.json").read_text()))
+    assert (
+        dropped > 0
+        and held
+        and not {r.tweet_id for r in held}
+        & set(json.loads((folder / "train_tweets.json").read_text()))
+    )
     report = validate_reward_model(model, held, out_dir=folder.parent / "val", n_boot=200)
     rows = report["rows"]
     assert set(rows) >= {"reward model", "reply length", "heuristic", "context only"}
     appeal = np.array([r.extra["audience_appeal"] for r in held])
-    rho = np.corrcoef(np.argsort(np.argsort(model.score([r.tweet for r in held], [r.reply for r in held]))),
-                      np.argsort(np.argsort(appeal)))[0, 1]
+    rho = np.corrcoef(
+        np.argsort(np.argsort(model.score([r.tweet for r in held], [r.reply for r in held]))),
+        np.argsort(np.argsort(appeal)),
+    )[0, 1]
     assert rho > 0.5  # the synthetic audience's taste is text-only and learnable
     assert (folder.parent / "val" / "calibration.png").stat().st_size > 1000
 
 
 def test_regression_rm_trains(synth, trained):
     cfg = load_config(RewardTrainConfig, CONFIGS / "regression.yaml", FAST)
-    model, summary, _ = train_reward_model(cfg, synth, embeddings=trained[0].embeddings, log=lambda m: None)
+    model, summary, _ = train_reward_model(
+        cfg, synth, embeddings=trained[0].embeddings, log=lambda m: None
+    )
     assert summary["objective"] == "regression" and summary["val_metric"] > 0.2
     assert model.meta["labeler"]["kind"] == "residual"
 
 
 def test_pairs_and_bootstrap_helpers():
-    pairs = within_tweet_pairs([10, 3, 0, 1], ["a", "a", "a", "b"], ratio=2.0, delays=[5, 1, 9, 0], later_only=True)
+    pairs = within_tweet_pairs(
+        [10, 3, 0, 1], ["a", "a", "a", "b"], ratio=2.0, delays=[5, 1, 9, 0], later_only=True
+    )
     assert pairs.tolist() == [[0, 1]]  # 10 vs 0 is ruled out: the winner came earlier
     assert within_tweet_pairs([10, 3, 0], ["a"] * 3, ratio=2.0).tolist() == [[0, 1], [0, 2], [1, 2]]
     w = pair_wins(np.array([1.0, 0.0, 0.0]), np.array([[0, 1], [1, 2]]))

@@ -35,29 +35,36 @@ def test_suggest_returns_k_ranked_replies(served):
     assert body["model"] == "fake" and body["reward"] == "fake" and body["seed"] == 1
     replies = [s["reply"] for s in body["suggestions"]]
     assert len(replies) == 4 and len(set(replies)) == 4
-    assert [s["score"] for s in body["suggestions"]] == sorted((s["score"] for s in body["suggestions"]), reverse=True)
+    assert [s["score"] for s in body["suggestions"]] == sorted(
+        (s["score"] for s in body["suggestions"]), reverse=True
+    )
     assert set(body["suggestions"][0]["components"]) == {"uniqueness", "length"}
     assert suggester.generate.calls == [(TWEET, 12, 0.7, 1)]
     # Same seed, same answer; no seed draws a fresh one.
-    again = client.post("/api/suggest", json={"tweet": TWEET, "k": 4, "temperature": 0.7, "seed": 1}).json()
+    again = client.post(
+        "/api/suggest", json={"tweet": TWEET, "k": 4, "temperature": 0.7, "seed": 1}
+    ).json()
     assert [s["reply"] for s in again["suggestions"]] == replies
     fresh = client.post("/api/suggest", json={"tweet": TWEET, "k": 4}).json()
     assert fresh["seed"] != 1 or fresh["suggestions"] != body["suggestions"]
 
 
-@pytest.mark.parametrize("payload, field", [
-    ({"tweet": ""}, "tweet"),
-    ({"tweet": "   \n "}, "tweet"),
-    ({"tweet": "x" * 2001}, "tweet"),
-    ({}, "tweet"),
-    ({"tweet": TWEET, "k": 0}, "k"),
-    ({"tweet": TWEET, "k": 17}, "k"),
-    ({"tweet": TWEET, "temperature": 0}, "temperature"),
-    ({"tweet": TWEET, "temperature": -0.5}, "temperature"),
-    ({"tweet": TWEET, "temperature": 2.01}, "temperature"),
-    ({"tweet": TWEET, "k": "many"}, "k"),
-    ({"tweet": TWEET, "top_k": 3}, "top_k"),
-])
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"tweet": ""}, "tweet"),
+        ({"tweet": "   \n "}, "tweet"),
+        ({"tweet": "x" * 2001}, "tweet"),
+        ({}, "tweet"),
+        ({"tweet": TWEET, "k": 0}, "k"),
+        ({"tweet": TWEET, "k": 17}, "k"),
+        ({"tweet": TWEET, "temperature": 0}, "temperature"),
+        ({"tweet": TWEET, "temperature": -0.5}, "temperature"),
+        ({"tweet": TWEET, "temperature": 2.01}, "temperature"),
+        ({"tweet": TWEET, "k": "many"}, "k"),
+        ({"tweet": TWEET, "top_k": 3}, "top_k"),
+    ],
+)
 def test_bad_input_is_422_naming_the_field(served, payload, field):
     client, suggester, _ = served
     r = client.post("/api/suggest", json=payload)
@@ -71,7 +78,10 @@ def test_bad_input_is_422_naming_the_field(served, payload, field):
 
 def test_limits_are_inclusive(served):
     client, _, _ = served
-    for payload in ({"tweet": "x" * 2000, "k": 1, "temperature": 2.0}, {"tweet": "y", "k": 16, "temperature": 0.05}):
+    for payload in (
+        {"tweet": "x" * 2000, "k": 1, "temperature": 2.0},
+        {"tweet": "y", "k": 16, "temperature": 0.05},
+    ):
         assert client.post("/api/suggest", json=payload).status_code == 200
 
 
@@ -82,7 +92,10 @@ def test_full_queue_answers_503(served):
     queue = client.app.state.queue
     with ThreadPoolExecutor(2) as pool:
         # queue_size=1: one request generates (blocked on the gate), one waits.
-        held = [pool.submit(client.post, "/api/suggest", json={"tweet": f"{TWEET} {i}", "k": 2}) for i in range(2)]
+        held = [
+            pool.submit(client.post, "/api/suggest", json={"tweet": f"{TWEET} {i}", "k": 2})
+            for i in range(2)
+        ]
         deadline = time.time() + 10
         while queue.admitted < 2 and time.time() < deadline:
             time.sleep(0.01)
@@ -111,24 +124,53 @@ def test_generation_runs_one_at_a_time(tmp_path):
             active[0] -= 1
 
     suggester.generate = counting
-    with TestClient(create_app(suggester, FeedbackLog(tmp_path / "f.jsonl"), queue_size=8)) as client:
-        with ThreadPoolExecutor(4) as pool:
-            codes = list(pool.map(lambda i: client.post("/api/suggest", json={"tweet": f"t{i}", "k": 1}).status_code, range(8)))
+    with TestClient(
+        create_app(suggester, FeedbackLog(tmp_path / "f.jsonl"), queue_size=8)
+    ) as client, ThreadPoolExecutor(4) as pool:
+        codes = list(
+            pool.map(
+                lambda i: (
+                    client.post("/api/suggest", json={"tweet": f"t{i}", "k": 1}).status_code
+                ),
+                range(8),
+            )
+        )
     assert codes == [200] * 8 and peak[0] == 1
 
 
 def test_feedback_rows_are_preference_pairs(served):
     client, _, log = served
-    body = {"tweet": TWEET, "chosen": {"reply": "Congrats!", "score": 0.8},
-            "others": [{"reply": "Nice.", "score": 0.5}, {"reply": "Star it", "score": 0.4}, {"reply": "Congrats!", "score": 0.8}]}
+    body = {
+        "tweet": TWEET,
+        "chosen": {"reply": "Congrats!", "score": 0.8},
+        "others": [
+            {"reply": "Nice.", "score": 0.5},
+            {"reply": "Star it", "score": 0.4},
+            {"reply": "Congrats!", "score": 0.8},
+        ],
+    }
     r = client.post("/api/feedback", json=body)
     assert r.status_code == 200 and r.json() == {"rows": 2, "file": "feedback.jsonl"}
     rows = [json.loads(line) for line in log.path.read_text().splitlines()]
-    assert [(x["chosen"], x["rejected"]) for x in rows] == [("Congrats!", "Nice."), ("Congrats!", "Star it")]
+    assert [(x["chosen"], x["rejected"]) for x in rows] == [
+        ("Congrats!", "Nice."),
+        ("Congrats!", "Star it"),
+    ]
     for x in rows:
-        assert x["tweet_id"] == feedback_tweet_id(TWEET) and x["tweet_id"].startswith("feedback:") and len(x["tweet_id"]) == 21
-        assert x["tweet"] == TWEET and x["margin"] == 1.0 and x["source"] == "feedback" and x["model"] == "fake"
-        assert x["chosen_score"] is None and x["rejected_score"] is None  # no like counts for a pick
+        assert (
+            x["tweet_id"] == feedback_tweet_id(TWEET)
+            and x["tweet_id"].startswith("feedback:")
+            and len(x["tweet_id"]) == 21
+        )
+        assert (
+            x["tweet"] == TWEET
+            and x["margin"] == 1.0
+            and x["source"] == "feedback"
+            and x["model"] == "fake"
+        )
+        assert (
+            x["chosen_score"] is None and x["rejected_score"] is None
+        )  # no like counts for a pick
         assert x["chosen_reward"] == 0.8 and x["rejected_reward"] in (0.5, 0.4)
         assert x["time"].endswith("Z")
     assert client.get("/healthz").json()["feedback_rows"] == 2
@@ -149,9 +191,14 @@ def test_fifty_concurrent_feedback_posts_leave_fifty_rows(served):
     def post(i):
         # Near-limit texts make each line ~5.8 kB, more than one atomic pipe write (4 kB), so
         # interleaved writes would show up as broken JSON.
-        return client.post("/api/feedback", json={
-            "tweet": f"{TWEET} #{i} " + "t" * 1900, "chosen": {"reply": f"chosen {i} " + "a" * 1900, "score": 0.9},
-            "others": [{"reply": f"rejected {i} " + "b" * 1900, "score": 0.1}]}).status_code
+        return client.post(
+            "/api/feedback",
+            json={
+                "tweet": f"{TWEET} #{i} " + "t" * 1900,
+                "chosen": {"reply": f"chosen {i} " + "a" * 1900, "score": 0.9},
+                "others": [{"reply": f"rejected {i} " + "b" * 1900, "score": 0.1}],
+            },
+        ).status_code
 
     with ThreadPoolExecutor(16) as pool:
         codes = list(pool.map(post, range(50)))
@@ -184,7 +231,12 @@ def test_a_failing_model_answers_500_with_the_reason(tmp_path):
         raise RuntimeError("CUDA out of memory")
 
     suggester.generate = broken
-    with TestClient(create_app(suggester, FeedbackLog(tmp_path / "f.jsonl")), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(suggester, FeedbackLog(tmp_path / "f.jsonl")), raise_server_exceptions=False
+    ) as client:
         r = client.post("/api/suggest", json={"tweet": TWEET})
-        assert r.status_code == 500 and r.json()["detail"] == "generation failed: RuntimeError: CUDA out of memory"
+        assert (
+            r.status_code == 500
+            and r.json()["detail"] == "generation failed: RuntimeError: CUDA out of memory"
+        )
         assert client.app.state.queue.admitted == 0  # the slot is given back

@@ -34,7 +34,9 @@ def fake_loaded(monkeypatch):
 
 
 def test_suggest_json(fake_loaded):
-    r = runner.invoke(app, ["suggest", TWEET, "-k", "3", "--json", "--seed", "4", "--max-new-tokens", "20"])
+    r = runner.invoke(
+        app, ["suggest", TWEET, "-k", "3", "--json", "--seed", "4", "--max-new-tokens", "20"]
+    )
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["tweet"] == TWEET and out["seed"] == 4 and out["reward"] == "fake"
@@ -49,10 +51,15 @@ def test_suggest_table(fake_loaded):
     assert "6 sampled in 1 round(s)" in r.stdout  # 3 x k candidates, one generate call
 
 
-@pytest.mark.parametrize("args, hint", [
-    (["-k", "0"], "-k"), (["-k", "17"], "-k"), (["--temperature", "0"], "--temperature"),
-    (["--temperature", "2.5"], "--temperature"),
-])
+@pytest.mark.parametrize(
+    "args, hint",
+    [
+        (["-k", "0"], "-k"),
+        (["-k", "17"], "-k"),
+        (["--temperature", "0"], "--temperature"),
+        (["--temperature", "2.5"], "--temperature"),
+    ],
+)
 def test_suggest_bad_arguments(fake_loaded, args, hint):
     r = runner.invoke(app, ["suggest", TWEET, *args])
     assert r.exit_code == 2 and hint in r.output
@@ -68,11 +75,18 @@ def test_suggest_missing_reward_model_is_a_clear_error(tmp_path):
 def test_suggest_with_the_packaged_model_offline():
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     exe = Path(sys.executable).with_name("replyrl")
-    proc = subprocess.run([str(exe), "suggest", TWEET, "-k", "5", "--json"],
-                          capture_output=True, text=True, env=env, timeout=900)
+    proc = subprocess.run(
+        [str(exe), "suggest", TWEET, "-k", "5", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
     replies = [s["reply"] for s in out["suggestions"]]
     assert len(replies) == 5 and len({r.lower() for r in replies}) == 5
     assert all(r.strip() for r in replies)
-    assert {"relevance", "length", "sentiment", "uniqueness", "safety"} <= set(out["suggestions"][0]["components"])
+    assert {"relevance", "length", "sentiment", "uniqueness", "safety"} <= set(
+        out["suggestions"][0]["components"]
+    )

@@ -35,7 +35,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float, log: Path) -
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"replyrl serve exited with {proc.returncode}; see {log}:\n{log.read_text()[-2000:]}")
+            raise AssertionError(
+                f"replyrl serve exited with {proc.returncode}; see {log}:\n{log.read_text()[-2000:]}"
+            )
         try:
             with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
                 return json.load(r)
@@ -50,10 +52,27 @@ def server(tmp_path):
     feedback = tmp_path / "feedback.jsonl"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     exe = Path(sys.executable).with_name("replyrl")
-    log = open(tmp_path / "serve.log", "w")  # a file, not a pipe: a full pipe would block the server
-    proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--feedback", str(feedback), "--max-new-tokens", "40"],
-                            stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
+    log = open(
+        tmp_path / "serve.log", "w"
+    )  # a file, not a pipe: a full pipe would block the server
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--feedback",
+            str(feedback),
+            "--max-new-tokens",
+            "40",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         health = _wait_healthy(url, proc, timeout=300, log=tmp_path / "serve.log")
@@ -77,8 +96,14 @@ def _browser():
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-dev-shm-usage", "--window-size=1000,1300"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-dev-shm-usage",
+        "--window-size=1000,1300",
+    ):
         opts.add_argument(flag)
     return webdriver.Chrome(service=Service(executable_path=driver), options=opts)
 
@@ -95,22 +120,30 @@ def test_page_suggests_and_records_a_pick(server, tmp_path):
     browser = _browser()
     try:
         browser.get(url + "/")
-        WebDriverWait(browser, 30).until(ec.text_to_be_present_in_element((By.ID, "meta"), "heuristic"))
+        WebDriverWait(browser, 30).until(
+            ec.text_to_be_present_in_element((By.ID, "meta"), "heuristic")
+        )
         browser.find_element(By.ID, "tweet").send_keys(TWEET)
         # Range inputs cannot be typed into: set K the way a drag would, firing the input event.
         browser.execute_script(
             "const k = document.getElementById('k'); k.value = arguments[0];"
-            "k.dispatchEvent(new Event('input'));", K)
+            "k.dispatchEvent(new Event('input'));",
+            K,
+        )
         assert browser.find_element(By.ID, "k-out").text == str(K)
         browser.find_element(By.ID, "suggest").click()
-        WebDriverWait(browser, 600).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#cards .card")) == K)
+        WebDriverWait(browser, 600).until(
+            lambda b: len(b.find_elements(By.CSS_SELECTOR, "#cards .card")) == K
+        )
         cards = browser.find_elements(By.CSS_SELECTOR, "#cards .card")
         replies = [c.find_element(By.CSS_SELECTOR, ".reply").text for c in cards]
         assert len(set(replies)) == K and all(replies)
         assert all(c.find_element(By.CSS_SELECTOR, ".components").text for c in cards)
         browser.save_screenshot(str(shots / "serve-suggestions.png"))
         cards[0].find_element(By.CSS_SELECTOR, "button.pick").click()
-        WebDriverWait(browser, 60).until(ec.text_to_be_present_in_element((By.ID, "status"), "Saved your pick"))
+        WebDriverWait(browser, 60).until(
+            ec.text_to_be_present_in_element((By.ID, "status"), "Saved your pick")
+        )
         browser.save_screenshot(str(shots / "serve.png"))
     finally:
         browser.quit()
@@ -119,4 +152,6 @@ def test_page_suggests_and_records_a_pick(server, tmp_path):
     squash = lambda t: " ".join(t.split())  # noqa: E731 — the DOM's text may re-wrap whitespace
     assert {squash(r["chosen"]) for r in rows} == {squash(replies[0])}
     assert sorted(squash(r["rejected"]) for r in rows) == sorted(squash(x) for x in replies[1:])
-    assert all(r["source"] == "feedback" and r["tweet"] == TWEET and r["margin"] == 1.0 for r in rows)
+    assert all(
+        r["source"] == "feedback" and r["tweet"] == TWEET and r["margin"] == 1.0 for r in rows
+    )

@@ -10,9 +10,17 @@ from replyrl.serve.feedback import FeedbackLog, Shown, feedback_rows, feedback_t
 
 
 def test_rows_one_per_passed_over_reply_and_readable_as_pairs(tmp_path):
-    rows = feedback_rows("  Big launch today  ", Shown("Congrats!", 1.2),
-                         [Shown("meh", -0.4), Shown("Congrats! ", 1.2), Shown("Ship it", 0.3)], model="m", now=0)
-    assert [(r["chosen"], r["rejected"]) for r in rows] == [("Congrats!", "meh"), ("Congrats!", "Ship it")]
+    rows = feedback_rows(
+        "  Big launch today  ",
+        Shown("Congrats!", 1.2),
+        [Shown("meh", -0.4), Shown("Congrats! ", 1.2), Shown("Ship it", 0.3)],
+        model="m",
+        now=0,
+    )
+    assert [(r["chosen"], r["rejected"]) for r in rows] == [
+        ("Congrats!", "meh"),
+        ("Congrats!", "Ship it"),
+    ]
     assert rows[0]["tweet"] == "Big launch today"
     assert rows[0]["tweet_id"] == feedback_tweet_id("Big launch today")
     assert rows[0]["time"] == "1970-01-01T00:00:00Z"
@@ -20,7 +28,10 @@ def test_rows_one_per_passed_over_reply_and_readable_as_pairs(tmp_path):
     assert log.count() == 0
     assert log.append(rows) == 2 and log.append([]) == 0
     pairs = read_pairs(log.path)  # what `replyrl reward train --pairs` reads
-    assert [(p.chosen, p.rejected, p.margin) for p in pairs] == [("Congrats!", "meh", 1.0), ("Congrats!", "Ship it", 1.0)]
+    assert [(p.chosen, p.rejected, p.margin) for p in pairs] == [
+        ("Congrats!", "meh", 1.0),
+        ("Congrats!", "Ship it", 1.0),
+    ]
     assert pairs[0].chosen_score is None and pairs[0].extra["source"] == "feedback"
     assert pairs[0].extra["rejected_reward"] == -0.4  # negative reward scores survive validation
 
@@ -34,8 +45,14 @@ def test_tweet_id_is_stable_and_short():
 def _writer(path: str, worker: int, n: int) -> None:
     log = FeedbackLog(path)
     for i in range(n):
-        log.append(feedback_rows(f"tweet {worker}", Shown(f"w{worker} i{i} " + "x" * 3000, 1.0),
-                                 [Shown("a" * 3000, 0.0), Shown("b" * 3000, 0.0)], model="m"))
+        log.append(
+            feedback_rows(
+                f"tweet {worker}",
+                Shown(f"w{worker} i{i} " + "x" * 3000, 1.0),
+                [Shown("a" * 3000, 0.0), Shown("b" * 3000, 0.0)],
+                model="m",
+            )
+        )
 
 
 def test_appends_from_several_processes_never_interleave(tmp_path):

@@ -22,12 +22,35 @@ def test_rm_trained_with_feedback_pairs_loads_scores_and_ranks(tmp_path):
     data = write_records(tmp_path / "records.jsonl", records)
     log = FeedbackLog(tmp_path / "feedback.jsonl")
     for i, r in enumerate(records[:24:4]):
-        log.append(feedback_rows(r.tweet, Shown(f"Great point about this, thanks for sharing #{i}", 0.7),
-                                 [Shown("lol", 0.2), Shown("no", 0.1)], model="fake"))
+        log.append(
+            feedback_rows(
+                r.tweet,
+                Shown(f"Great point about this, thanks for sharing #{i}", 0.7),
+                [Shown("lol", 0.2), Shown("no", 0.1)],
+                model="fake",
+            )
+        )
     assert log.count() == 12
     out = tmp_path / "rm"
-    res = CliRunner().invoke(app, ["reward", "train", "--data", str(data), "--pairs", str(log.path), "--out", str(out),
-                                   "--set", "objective=preference", "--set", "epochs=2", "--set", "patience=1"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "reward",
+            "train",
+            "--data",
+            str(data),
+            "--pairs",
+            str(log.path),
+            "--out",
+            str(out),
+            "--set",
+            "objective=preference",
+            "--set",
+            "epochs=2",
+            "--set",
+            "patience=1",
+        ],
+    )
     assert res.exit_code == 0, res.output
     meta = json.loads((out / "config.json").read_text())
     assert str(log.path) in json.dumps(meta)  # the feedback file is recorded as a training input
@@ -35,7 +58,9 @@ def test_rm_trained_with_feedback_pairs_loads_scores_and_ranks(tmp_path):
     from replyrl.rewards.learned import load_reward_model
 
     rm = load_reward_model(out)
-    s = rm.score(["Just shipped my first open source library!"] * 2, ["Congrats, what does it do?", "ok"])
+    s = rm.score(
+        ["Just shipped my first open source library!"] * 2, ["Congrats, what does it do?", "ok"]
+    )
     assert s.shape == (2,) and np.all(np.isfinite(s))
 
     ranker = build_ranker(out)

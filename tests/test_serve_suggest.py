@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from replyrl.serve.fakes import FakeGenerator, FakeRanker, fake_embed, fake_suggester
-from replyrl.serve.suggest import (RewardRanker, SuggestConfig, SuggestError, Suggester,
-                                   normalize_text, select_distinct)
+from replyrl.serve.fakes import FakeRanker, fake_embed, fake_suggester
+from replyrl.serve.suggest import (
+    RewardRanker,
+    SuggestConfig,
+    Suggester,
+    SuggestError,
+    normalize_text,
+    select_distinct,
+)
 
 
 def test_select_distinct_hand_computed():
@@ -64,8 +70,12 @@ class _Scripted:
 
 def test_samples_again_when_dedup_leaves_fewer_than_k():
     # Round 1: 6 samples but only 2 distinct texts (one near-duplicate by words, one exact copy).
-    gen = _Scripted([["alpha beta", "beta alpha", "ALPHA  beta", "gamma delta", "alpha beta", "gamma delta"],
-                     ["epsilon zeta", "eta theta", "iota kappa"]])
+    gen = _Scripted(
+        [
+            ["alpha beta", "beta alpha", "ALPHA  beta", "gamma delta", "alpha beta", "gamma delta"],
+            ["epsilon zeta", "eta theta", "iota kappa"],
+        ]
+    )
     s = Suggester(gen, fake_embed, FakeRanker(), SuggestConfig(oversample=2.0))
     r = s.suggest("a tweet", k=3, seed=5)
     assert len(r.suggestions) == 3
@@ -79,7 +89,12 @@ def test_samples_again_when_dedup_leaves_fewer_than_k():
 
 def test_rounds_and_candidates_are_bounded():
     gen = _Scripted([])  # always the same reply
-    s = Suggester(gen, fake_embed, FakeRanker(), SuggestConfig(oversample=3.0, max_rounds=3, max_candidates=20))
+    s = Suggester(
+        gen,
+        fake_embed,
+        FakeRanker(),
+        SuggestConfig(oversample=3.0, max_rounds=3, max_candidates=20),
+    )
     r = s.suggest("a tweet", k=5, seed=0)
     assert [x.reply for x in r.suggestions] == ["same reply again"]
     # Round 1 asks 3 x 5 = 15; round 2 would ask 3 x 4 = 12 but only 5 are left under the cap.
@@ -88,7 +103,9 @@ def test_rounds_and_candidates_are_bounded():
 
 
 def test_echo_of_tweet_and_empty_replies_dropped():
-    gen = _Scripted([["Big news today", "big   NEWS today", "", "   ", "news big today", "fresh take here"]])
+    gen = _Scripted(
+        [["Big news today", "big   NEWS today", "", "   ", "news big today", "fresh take here"]]
+    )
     s = Suggester(gen, fake_embed, FakeRanker(), SuggestConfig(oversample=6.0, max_rounds=1))
     r = s.suggest("Big news today", k=1, seed=0)
     assert [x.reply for x in r.suggestions] == ["fresh take here"]
@@ -115,7 +132,10 @@ def test_reward_ranker_reads_components_and_rejects_bad_values():
 
         def __call__(self, prompts, completions, **cols):
             assert cols["tweet"] == prompts
-            self.last_components = {"len": np.array([float(len(c)) for c in completions]), "other_batch": np.zeros(1)}
+            self.last_components = {
+                "len": np.array([float(len(c)) for c in completions]),
+                "other_batch": np.zeros(1),
+            }
             return [float(len(c)) / 10 for c in completions]
 
     totals, comps = RewardRanker(Fn(), "f").score("t", ["ab", "abcd"])

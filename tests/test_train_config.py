@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from replyrl.config import ConfigError, load_config, load_yaml
 from replyrl.training.config import TrainConfig
 
@@ -13,7 +14,9 @@ TRAIN = sorted((ROOT / "configs" / "train").glob("*.yaml"))
 @pytest.mark.parametrize("path", TRAIN, ids=lambda p: p.name)
 def test_shipped_train_configs_validate(path):
     cfg = load_config(TrainConfig, path)
-    assert cfg.grpo.loss_type == "grpo" and cfg.grpo.scale_rewards == "group"  # set explicitly, not TRL's
+    assert (
+        cfg.grpo.loss_type == "grpo" and cfg.grpo.scale_rewards == "group"
+    )  # set explicitly, not TRL's
     assert cfg.grpo.kl_coef > 0
     from replyrl.training.run import validate_reward
 
@@ -27,14 +30,22 @@ def test_recipes_resolve_to_the_table():
     assert w["grpo"].objective.resolved("grpo") == (0.0, 1.0, 0.0)
     assert w["hybrid"].objective.resolved("hybrid") == (0.3, 0.5, 0.2)
     assert w["gpu-qwen3"].model.dtype == "bfloat16" and w["gpu-qwen3"].grpo.use_vllm
-    assert w["gpu-qwen3"].objective.resolved("hybrid") == (0.3, 0.5, 0.2)  # inherited through hybrid.yaml
+    assert w["gpu-qwen3"].objective.resolved("hybrid") == (
+        0.3,
+        0.5,
+        0.2,
+    )  # inherited through hybrid.yaml
 
 
 def test_base_inheritance_is_deep_and_relative(tmp_path):
     (tmp_path / "sub").mkdir()
-    (tmp_path / "a.yaml").write_text("grpo: {num_generations: 6, kl_coef: 0.1}\noptim: {max_steps: 7}\n")
+    (tmp_path / "a.yaml").write_text(
+        "grpo: {num_generations: 6, kl_coef: 0.1}\noptim: {max_steps: 7}\n"
+    )
     (tmp_path / "sub" / "b.yaml").write_text("_base_: ../a.yaml\ngrpo: {kl_coef: 0.2}\n")
-    cfg = load_config(TrainConfig, tmp_path / "sub" / "b.yaml", ["optim.learning_rate=0.001", "recipe=hybrid"])
+    cfg = load_config(
+        TrainConfig, tmp_path / "sub" / "b.yaml", ["optim.learning_rate=0.001", "recipe=hybrid"]
+    )
     assert (cfg.grpo.num_generations, cfg.grpo.kl_coef, cfg.optim.max_steps) == (6, 0.2, 7)
     assert cfg.optim.learning_rate == 0.001 and cfg.recipe == "hybrid"
 
@@ -46,17 +57,22 @@ def test_unknown_key_suggests(tmp_path):
         load_config(TrainConfig, p)
 
 
-@pytest.mark.parametrize("override,match", [
-    ("grpo.num_generations=1", "num_generations must be >= 2"),
-    ("recipe=ppo", "not one of"),
-    ("optim.learning_rate=fast", "expected a number"),
-    ("grpo.adaptive_kl.enabled=true", None),
-    ("optim.bf16=true", "needs a GPU"),
-    ("data.quartiles=[5]", "quartiles"),
-])
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ("grpo.num_generations=1", "num_generations must be >= 2"),
+        ("recipe=ppo", "not one of"),
+        ("optim.learning_rate=fast", "expected a number"),
+        ("grpo.adaptive_kl.enabled=true", None),
+        ("optim.bf16=true", "needs a GPU"),
+        ("data.quartiles=[5]", "quartiles"),
+    ],
+)
 def test_bad_values_fail_before_any_model_loads(override, match):
     if match is None:
-        assert load_config(TrainConfig, ROOT / "configs/train/grpo.yaml", [override]).grpo.adaptive_kl.enabled
+        assert load_config(
+            TrainConfig, ROOT / "configs/train/grpo.yaml", [override]
+        ).grpo.adaptive_kl.enabled
         return
     with pytest.raises(ConfigError, match=match):
         load_config(TrainConfig, ROOT / "configs/train/grpo.yaml", [override])

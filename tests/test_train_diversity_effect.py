@@ -22,10 +22,25 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_diversity_credit_raises_measured_diversity(tmp_path):
     out = tmp_path / "diversity_effect.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "diversity_effect.py"), "--steps", "30",
-                    "--out", str(out), "--workdir", str(tmp_path / "runs")], check=True, timeout=7200)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "diversity_effect.py"),
+            "--steps",
+            "30",
+            "--out",
+            str(out),
+            "--workdir",
+            str(tmp_path / "runs"),
+        ],
+        check=True,
+        timeout=7200,
+    )
     result = json.loads(out.read_text())
     assert result["settings"]["steps"] >= 30
     assert [r["global_step"] for r in result["runs"].values()] == [30, 30]
-    with_credit, without = result["mean_distance"]["lambda=0.5"], result["mean_distance"]["lambda=0"]
+    with_credit, without = (
+        result["mean_distance"]["lambda=0.5"],
+        result["mean_distance"]["lambda=0"],
+    )
     assert with_credit > without, f"lambda=0.5 gave {with_credit:.4f}, lambda=0 gave {without:.4f}"

@@ -6,15 +6,25 @@ import numpy as np
 import pytest
 import torch
 
-from replyrl.training.objective import (ObjectiveConfig, group_advantages, policy_reward, sft_nll,
-                                        total_loss)
+from replyrl.training.objective import (
+    ObjectiveConfig,
+    group_advantages,
+    policy_reward,
+    sft_nll,
+    total_loss,
+)
 
 
 def test_group_advantages_by_hand():
     r = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0, 5.0])
     adv = group_advantages(r, k=4)
     std = torch.tensor([1.0, 2.0, 3.0, 4.0]).std().item()  # unbiased, as TRL
-    expected = [(-1.5) / (std + 1e-4), (-0.5) / (std + 1e-4), 0.5 / (std + 1e-4), 1.5 / (std + 1e-4)]
+    expected = [
+        (-1.5) / (std + 1e-4),
+        (-0.5) / (std + 1e-4),
+        0.5 / (std + 1e-4),
+        1.5 / (std + 1e-4),
+    ]
     assert adv[:4].tolist() == pytest.approx(expected, rel=1e-6)
     assert adv[4:].tolist() == [0.0, 0.0, 0.0, 0.0]  # zero-std group -> zero advantage
 
@@ -72,8 +82,12 @@ def test_objective_reward_encodes_each_completion_once(encoder):
     assert reward.embeddings is reward.engagement.embeddings
     reward.embeddings._encoder = encoder
     tweet = "Is grad school worth it for a CS major?"
-    replies = ["Depends on the job you want.", "Only if someone else pays.", "Yes, for research roles.",
-               "Depends on the job you want."]
+    replies = [
+        "Depends on the job you want.",
+        "Only if someone else pays.",
+        "Yes, for research roles.",
+        "Depends on the job you want.",
+    ]
     out = reward([tweet] * 4, replies, tweet=[tweet] * 4, tweet_id=["t1"] * 4)
     assert len(out) == 4 and all(np.isfinite(out))
     assert reward.embeddings.misses == 4  # the tweet and 3 distinct replies, each encoded once

@@ -90,7 +90,11 @@ def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
     for key, value in data.items():
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(sorted(fields))}"
+            hint = (
+                f"; did you mean '{close[0]}'?"
+                if close
+                else f"; valid keys: {', '.join(sorted(fields))}"
+            )
             raise ConfigError(f"{where}: unknown key '{key}'{hint}")
         kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
     try:
@@ -155,8 +159,12 @@ def to_dict(obj: Any) -> Any:
     return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None,
-                data: dict | None = None) -> T:
+def load_config(
+    cls: type[T],
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    data: dict | None = None,
+) -> T:
     """Load `path` (with `_base_`), apply overrides, and build a validated `cls`."""
     merged = load_yaml(path) if path else {}
     if data:

@@ -138,8 +138,12 @@ def _kv_layer_class():
                 self.lazy_initialization(key_states, value_states)
             cur = self.get_seq_length()
             new = cur + key_states.shape[-2]
-            fits = (self.buf_k is not None and (cur == 0 or self._owns_view())
-                    and self.buf_k.shape[0] == key_states.shape[0] and self.buf_k.shape[-2] >= new)
+            fits = (
+                self.buf_k is not None
+                and (cur == 0 or self._owns_view())
+                and self.buf_k.shape[0] == key_states.shape[0]
+                and self.buf_k.shape[-2] >= new
+            )
             if not fits:  # first call, full, or the cache was replaced by a parent-class method
                 b, h, _, d = key_states.shape
                 self.buf_k = key_states.new_empty(b, h, new + self.reserve, d)
@@ -183,8 +187,9 @@ def new_cache(model, reserve: int):
     return cache
 
 
-def sample_batch(model, input_ids, attention_mask, generators: list, cfg: SamplingConfig,
-                 eos: list[int]) -> list[list[int]]:
+def sample_batch(
+    model, input_ids, attention_mask, generators: list, cfg: SamplingConfig, eos: list[int]
+) -> list[list[int]]:
     """New token ids for n samples of each left-padded prompt; row b*n + j is sample j of prompt b.
 
     A row stops after its first EOS (kept in its ids) or after cfg.max_new_tokens.
@@ -196,8 +201,14 @@ def sample_batch(model, input_ids, attention_mask, generators: list, cfg: Sampli
     # left padding takes no positions
     positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     cache = new_cache(model, cfg.max_new_tokens)
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                   past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+    logits = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[:, -1]
     cache.batch_repeat_interleave(n)  # prompt computed once, shared by its n samples
     logits = logits.repeat_interleave(n, dim=0)
     mask = attention_mask.repeat_interleave(n, dim=0)
@@ -210,8 +221,9 @@ def sample_batch(model, input_ids, attention_mask, generators: list, cfg: Sampli
         going = ~done
         counts = torch.bincount(live[going] // n, minlength=len(generators)).tolist()
         uniforms = torch.full((len(live),), 0.5, device=device)
-        uniforms[going] = torch.cat([torch.rand(c, generator=g, device=device)
-                                     for g, c in zip(generators, counts) if c])
+        uniforms[going] = torch.cat(
+            [torch.rand(c, generator=g, device=device) for g, c in zip(generators, counts) if c]
+        )
         token = sample_tokens(logits, uniforms, cfg.temperature, cfg.top_k, cfg.top_p)
         token[done] = eos[0]
         for r, t in zip(live[going].tolist(), token[going].tolist()):
@@ -225,15 +237,20 @@ def sample_batch(model, input_ids, attention_mask, generators: list, cfg: Sampli
             live, token, mask = live[keep], token[keep], mask[keep]
             next_pos, done = next_pos[keep], done[keep]
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-        logits = model(input_ids=token[:, None], attention_mask=mask,
-                       position_ids=next_pos[:, None], past_key_values=cache,
-                       use_cache=True).logits[:, -1]
+        logits = model(
+            input_ids=token[:, None],
+            attention_mask=mask,
+            position_ids=next_pos[:, None],
+            past_key_values=cache,
+            use_cache=True,
+        ).logits[:, -1]
         next_pos = next_pos + 1
     return out
 
 
-def generate_replies(model, tokenizer, tweets: list[str], cfg: SamplingConfig | None = None,
-                     progress: bool = False) -> list[list[str]]:
+def generate_replies(
+    model, tokenizer, tweets: list[str], cfg: SamplingConfig | None = None, progress: bool = False
+) -> list[list[str]]:
     """Sample `cfg.n` replies for each tweet, `cfg.batch_prompts` prompts per forward pass.
 
     Returns one list of n replies per tweet, in input order.
@@ -257,14 +274,17 @@ def generate_replies(model, tokenizer, tweets: list[str], cfg: SamplingConfig | 
 
         starts = track(starts, description=f"Sampling {cfg.n} replies x {len(tweets)} tweets")
     for start in starts:
-        chunk = order[start:start + cfg.batch_prompts]
-        enc = tokenizer.pad({"input_ids": [token_ids[i] for i in chunk]},
-                            return_tensors="pt").to(device)
-        gens = [torch.Generator(device=device).manual_seed(prompt_seed(cfg.seed, prompts[i]))
-                for i in chunk]
+        chunk = order[start : start + cfg.batch_prompts]
+        enc = tokenizer.pad({"input_ids": [token_ids[i] for i in chunk]}, return_tensors="pt").to(
+            device
+        )
+        gens = [
+            torch.Generator(device=device).manual_seed(prompt_seed(cfg.seed, prompts[i]))
+            for i in chunk
+        ]
         with torch.no_grad():
             ids = sample_batch(model, enc["input_ids"], enc["attention_mask"], gens, cfg, eos)
         texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
         for b, i in enumerate(chunk):
-            out[i] = [clean_reply(t) for t in texts[b * cfg.n:(b + 1) * cfg.n]]
+            out[i] = [clean_reply(t) for t in texts[b * cfg.n : (b + 1) * cfg.n]]
     return out

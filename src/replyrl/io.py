@@ -34,7 +34,9 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def atomic_write_json(path: str | Path, obj: Any, indent: int = 2) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=_json_default) + "\n")
+    return atomic_write_text(
+        path, json.dumps(obj, indent=indent, ensure_ascii=False, default=_json_default) + "\n"
+    )
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:

@@ -73,7 +73,9 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     from rich.console import Console
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    Console(stderr=True).print(f"[dim]Converting {gguf.name} to a trainable checkpoint in {target} (once)...")
+    Console(stderr=True).print(
+        f"[dim]Converting {gguf.name} to a trainable checkpoint in {target} (once)..."
+    )
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # The GGUF weights are dequantized on load; the config must not claim a quantization or
@@ -130,8 +132,12 @@ def load_tokenizer(name_or_path: str | None = None, padding_side: str = "left"):
     return tok
 
 
-def load_policy(name_or_path: str | None = None, dtype: str = "float32", device: str = "cpu",
-                merge_adapter: bool = False):
+def load_policy(
+    name_or_path: str | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
+    merge_adapter: bool = False,
+):
     """Load (model, tokenizer). `name_or_path` may be an adapter folder: its base is loaded and
     the adapter applied (merged when `merge_adapter`)."""
     import torch
@@ -143,7 +149,9 @@ def load_policy(name_or_path: str | None = None, dtype: str = "float32", device:
         if is_adapter_dir(path):
             from peft import PeftModel
 
-            base = AutoModelForCausalLM.from_pretrained(resolve_policy(adapter_base(path)), dtype=torch_dtype)
+            base = AutoModelForCausalLM.from_pretrained(
+                resolve_policy(adapter_base(path)), dtype=torch_dtype
+            )
             model = PeftModel.from_pretrained(base, path)
             if merge_adapter:
                 model = model.merge_and_unload()

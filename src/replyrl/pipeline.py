@@ -81,7 +81,9 @@ class PipelineConfig:
     def __post_init__(self):
         bad = [r for r in self.recipes if r not in RECIPES]
         if bad or not self.recipes:
-            raise ValueError(f"recipes must be a non-empty subset of {list(RECIPES)}, got {self.recipes}")
+            raise ValueError(
+                f"recipes must be a non-empty subset of {list(RECIPES)}, got {self.recipes}"
+            )
         unknown = [r for r in self.recipe_set if r not in RECIPES]
         if unknown:
             raise ValueError(f"recipe_set names unknown recipes {unknown}")
@@ -121,7 +123,9 @@ class Stages:
 
     def run(self, name: str, inputs: dict, outputs: list[Path], fn) -> str:
         """Run `fn()` unless a completed record with the same input hash exists; returns the hash."""
-        digest = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+        digest = hashlib.sha256(
+            json.dumps(inputs, sort_keys=True, default=str).encode()
+        ).hexdigest()
         rec = self.dir / f"{name}.json"
         if name not in self.force and rec.exists() and all(p.exists() for p in outputs):
             if json.loads(rec.read_text()).get("hash") == digest:
@@ -131,8 +135,14 @@ class Stages:
         console.rule(f"[bold]{name}")
         t0 = time.time()
         fn()
-        atomic_write_json(rec, {"hash": digest, "seconds": round(time.time() - t0, 1),
-                                "outputs": [str(p) for p in outputs]})
+        atomic_write_json(
+            rec,
+            {
+                "hash": digest,
+                "seconds": round(time.time() - t0, 1),
+                "outputs": [str(p) for p in outputs],
+            },
+        )
         self.hashes[name] = digest
         self.ran.append(name)
         return digest
@@ -157,28 +167,44 @@ def run_pipeline(cfg: PipelineConfig, config_path: Path, force: list[str] | None
 
     # 1. data: validate the user's file (or synthesize the sample) into one clean records file.
     src_hash = file_hash(cfg.data) if cfg.data else f"synth:{cfg.synth_tweets}"
-    h_data = stages.run("data", {"src": src_hash, "skip_invalid": cfg.skip_invalid}, [records_file],
-                        lambda: _stage_data(cfg, records_file, data_dir))
+    h_data = stages.run(
+        "data",
+        {"src": src_hash, "skip_invalid": cfg.skip_invalid},
+        [records_file],
+        lambda: _stage_data(cfg, records_file, data_dir),
+    )
     # 2. split by tweet (phase split + held-out gold/test) and engagement preference pairs.
     split_files = {s: data_dir / "splits" / f"{s}.jsonl" for s in ("sft", "rl", "gold", "test")}
-    h_split = stages.run("split", {"data": h_data, "split": asdict(cfg.split)}, list(split_files.values()),
-                         lambda: _stage_split(cfg, records_file, data_dir))
+    h_split = stages.run(
+        "split",
+        {"data": h_data, "split": asdict(cfg.split)},
+        list(split_files.values()),
+        lambda: _stage_split(cfg, records_file, data_dir),
+    )
 
     # 3. reward models: proxy on sft+rl tweets, gold on the gold tweets only; both validated.
-    def reward_stage(kind: str, yaml_path: str, overrides: list[str], train_splits: list[str], val_file: Path):
+    def reward_stage(
+        kind: str, yaml_path: str, overrides: list[str], train_splits: list[str], val_file: Path
+    ):
         from replyrl.rewards.train import RewardTrainConfig
 
         path = _resolve(base, yaml_path)
         sets = [*overrides, f"train_splits={json.dumps(train_splits)}"]
         rcfg = load_config(RewardTrainConfig, path, sets, data={"split": asdict(cfg.split)})
         out = rm_dir / kind
-        return stages.run(f"reward_{kind}", {"split": h_split, "cfg": asdict(rcfg)},
-                          [out / "config.json", out / "validation" / "validation.json"],
-                          lambda: _stage_reward(rcfg, records_file, out, val_file))
+        return stages.run(
+            f"reward_{kind}",
+            {"split": h_split, "cfg": asdict(rcfg)},
+            [out / "config.json", out / "validation" / "validation.json"],
+            lambda: _stage_reward(rcfg, records_file, out, val_file),
+        )
 
-    h_proxy = reward_stage("proxy", cfg.reward.proxy_config, cfg.reward.proxy_set, ["sft", "rl"],
-                           split_files["test"])
-    h_gold = reward_stage("gold", cfg.reward.gold_config, cfg.reward.gold_set, ["gold"], split_files["test"])
+    h_proxy = reward_stage(
+        "proxy", cfg.reward.proxy_config, cfg.reward.proxy_set, ["sft", "rl"], split_files["test"]
+    )
+    h_gold = reward_stage(
+        "gold", cfg.reward.gold_config, cfg.reward.gold_set, ["gold"], split_files["test"]
+    )
 
     # 4. recipes × seeds.
     adapters: list[tuple[str, Path]] = []
@@ -188,23 +214,42 @@ def run_pipeline(cfg: PipelineConfig, config_path: Path, force: list[str] | None
             from replyrl.training.run import run_dir_of
 
             run = run_dir_of(tcfg)
-            deps = {"split": h_split, "proxy": h_proxy if recipe in ("grpo", "hybrid") else None,
-                    "cfg": asdict(tcfg)}
-            stages.run(f"train_{recipe}_seed{seed}", deps, [run / "adapter" / "adapter_config.json"],
-                       lambda t=tcfg: _stage_train(t))
+            deps = {
+                "split": h_split,
+                "proxy": h_proxy if recipe in ("grpo", "hybrid") else None,
+                "cfg": asdict(tcfg),
+            }
+            stages.run(
+                f"train_{recipe}_seed{seed}",
+                deps,
+                [run / "adapter" / "adapter_config.json"],
+                lambda t=tcfg: _stage_train(t),
+            )
             adapters.append((recipe, run / "adapter"))
 
     # 5. evaluate every model against the base on the test tweets; write the report.
     from replyrl.evaluation.evaluate import EvalConfig
 
-    ecfg = load_config(EvalConfig, _resolve(base, cfg.eval_config), cfg.eval_set,
-                       data={"proxy_reward": str(rm_dir / "proxy"), "gold_reward": str(rm_dir / "gold")})
+    ecfg = load_config(
+        EvalConfig,
+        _resolve(base, cfg.eval_config),
+        cfg.eval_set,
+        data={"proxy_reward": str(rm_dir / "proxy"), "gold_reward": str(rm_dir / "gold")},
+    )
     eval_dir = root / "eval"
     specs = ["base=base"] + [f"{recipe}={path}" for recipe, path in adapters]
-    stages.run("evaluate", {"train": [stages.hashes[k] for k in stages.hashes if k.startswith("train_")],
-                            "gold": h_gold, "proxy": h_proxy, "cfg": asdict(ecfg), "specs": specs},
-               [eval_dir / "summary.json", eval_dir / "report.html"],
-               lambda: _stage_evaluate(specs, split_files["test"], eval_dir, ecfg))
+    stages.run(
+        "evaluate",
+        {
+            "train": [stages.hashes[k] for k in stages.hashes if k.startswith("train_")],
+            "gold": h_gold,
+            "proxy": h_proxy,
+            "cfg": asdict(ecfg),
+            "specs": specs,
+        },
+        [eval_dir / "summary.json", eval_dir / "report.html"],
+        lambda: _stage_evaluate(specs, split_files["test"], eval_dir, ecfg),
+    )
     summary = json.loads((eval_dir / "summary.json").read_text())
     return {"report": eval_dir / "report.html", "summary": summary, "ran": stages.ran, "root": root}
 
@@ -216,14 +261,20 @@ def _stage_data(cfg: PipelineConfig, records_file: Path, data_dir: Path) -> None
         res = load_records(cfg.data, skip_invalid=cfg.skip_invalid)
         if res.errors:
             write_rejects(data_dir / "rejects.jsonl", res.rejected_lines)
-            console.print(f"[yellow]skipped {len(res.errors)} invalid row(s); written to {data_dir / 'rejects.jsonl'}")
-        console.print(f"{res.n_rows} rows → {len(res.records)} records ({res.duplicates} duplicates removed)")
+            console.print(
+                f"[yellow]skipped {len(res.errors)} invalid row(s); written to {data_dir / 'rejects.jsonl'}"
+            )
+        console.print(
+            f"{res.n_rows} rows → {len(res.records)} records ({res.duplicates} duplicates removed)"
+        )
         records = res.records
     else:
         from replyrl.data.synth import synthesize
 
         records = synthesize(n_tweets=cfg.synth_tweets, seed=0)
-        console.print(f"synthetic sample: {len(records)} replies to {cfg.synth_tweets} tweets (simulated audience)")
+        console.print(
+            f"synthetic sample: {len(records)} replies to {cfg.synth_tweets} tweets (simulated audience)"
+        )
     write_records(records_file, records)
 
 
@@ -237,8 +288,13 @@ def _stage_split(cfg: PipelineConfig, records_file: Path, data_dir: Path) -> Non
     write_splits(data_dir / "splits", splits, cfg.split)
     pairs = preference_pairs(splits["sft"] + splits["rl"])
     write_pairs(data_dir / "pairs.jsonl", pairs)
-    console.print(", ".join(f"{k}: {len({r.tweet_id for r in v})} tweets / {len(v)} replies"
-                            for k, v in splits.items()) + f"; {len(pairs)} training preference pairs")
+    console.print(
+        ", ".join(
+            f"{k}: {len({r.tweet_id for r in v})} tweets / {len(v)} replies"
+            for k, v in splits.items()
+        )
+        + f"; {len(pairs)} training preference pairs"
+    )
 
 
 def _stage_reward(rcfg, records_file: Path, out: Path, val_file: Path) -> None:
@@ -248,7 +304,9 @@ def _stage_reward(rcfg, records_file: Path, out: Path, val_file: Path) -> None:
     from replyrl.rewards.validate import held_out, validate_reward_model
 
     records = load_records(records_file).records
-    model, summary, train_ids = train_reward_model(rcfg, records, log=lambda m: console.print(f"[dim]{m}"))
+    model, summary, train_ids = train_reward_model(
+        rcfg, records, log=lambda m: console.print(f"[dim]{m}")
+    )
     model.meta["config"] = to_dict(rcfg)
     model.save(out)
     atomic_write_json(out / "train_tweets.json", train_ids, indent=0)
@@ -256,27 +314,51 @@ def _stage_reward(rcfg, records_file: Path, out: Path, val_file: Path) -> None:
     val, _ = held_out(load_records(val_file).records, out)
     report = validate_reward_model(model, val, out_dir=out / "validation")
     rows = report["rows"]
-    console.print(f"held-out pairwise accuracy: reward model {rows['reward model']['pairwise_accuracy']:.3f}, "
-                  f"reply length {rows['reply length']['pairwise_accuracy']:.3f} "
-                  f"(margin {100 * report['margin_over_length']:+.1f} points)")
+    console.print(
+        f"held-out pairwise accuracy: reward model {rows['reward model']['pairwise_accuracy']:.3f}, "
+        f"reply length {rows['reply length']['pairwise_accuracy']:.3f} "
+        f"(margin {100 * report['margin_over_length']:+.1f} points)"
+    )
     for w in report["warnings"]:
         console.print(f"[yellow]warning: {w}")
 
 
-def _train_config(cfg: PipelineConfig, base: Path, recipe: str, seed: int, split_files: dict, proxy: Path,
-                  root: Path):
+def _train_config(
+    cfg: PipelineConfig,
+    base: Path,
+    recipe: str,
+    seed: int,
+    split_files: dict,
+    proxy: Path,
+    root: Path,
+):
     from replyrl.config import load_config
     from replyrl.training.config import TrainConfig
 
     phase = "sft" if recipe in ("sft", "dpo") else "rl"
-    reward = ({"kind": "composite", "model": str(proxy), "learned_weight": cfg.reward.learned_weight,
-               "heuristic_weight": cfg.reward.heuristic_weight}
-              if cfg.reward.train_with_learned else {"kind": "heuristic"})
+    reward = (
+        {
+            "kind": "composite",
+            "model": str(proxy),
+            "learned_weight": cfg.reward.learned_weight,
+            "heuristic_weight": cfg.reward.heuristic_weight,
+        }
+        if cfg.reward.train_with_learned
+        else {"kind": "heuristic"}
+    )
     sets = [*cfg.train_set, *cfg.recipe_set.get(recipe, [])]
-    return load_config(TrainConfig, _resolve(base, cfg.train_configs) / f"{recipe}.yaml", sets, data={
-        "name": recipe, "seed": seed, "output_dir": str(root / "experiments"), "reward": reward,
-        "data": {"path": str(split_files[phase]), "split": "all"},
-    })
+    return load_config(
+        TrainConfig,
+        _resolve(base, cfg.train_configs) / f"{recipe}.yaml",
+        sets,
+        data={
+            "name": recipe,
+            "seed": seed,
+            "output_dir": str(root / "experiments"),
+            "reward": reward,
+            "data": {"path": str(split_files[phase]), "split": "all"},
+        },
+    )
 
 
 def _stage_train(tcfg) -> None:

@@ -24,8 +24,15 @@ COUNT_FIELDS = ("reply_likes", "reply_retweets", "tweet_likes", "reply_author_fo
 OPTIONAL_STR = ("reply_id", "tweet_author", "reply_author", "created_at")
 KNOWN_FIELDS = (*REQUIRED_TEXT, *COUNT_FIELDS, "reply_time_diff_seconds", *OPTIONAL_STR)
 MAX_COUNT = 10**12  # beyond any real engagement count; larger values are corrupt data
-_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean",
-               type(None): "null", dict: "object"}
+_JSON_TYPES = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+    dict: "object",
+}
 MAX_SECONDS = 1e10  # ~317 years: no reply comes later than that; larger values are corrupt data
 
 
@@ -127,8 +134,7 @@ def parse_row(row: dict[str, Any], file: str, line: int) -> tuple[Record | None,
         errs.append(RowError(file, line, fld, value, reason))
 
     if not isinstance(row, dict):
-        err(None, row, f"row is a JSON {_type_name(row)}, "
-                       "expected an object")
+        err(None, row, f"row is a JSON {_type_name(row)}, expected an object")
         return None, errs
     for k in getattr(row, "duplicate_keys", ()):
         err(k, None, "key appears more than once in the object (which value is meant?)")
@@ -153,8 +159,11 @@ def parse_row(row: dict[str, Any], file: str, line: int) -> tuple[Record | None,
         required = f == "reply_likes"
         if f not in row or row[f] is None or row[f] == "":
             if required:
-                err(f, row.get(f),
-                    "missing required field" if f not in row else "required field is empty")
+                err(
+                    f,
+                    row.get(f),
+                    "missing required field" if f not in row else "required field is empty",
+                )
             continue
         n, reason = _as_count(row[f])
         if reason:
@@ -285,8 +294,9 @@ def _read_bytes(path: Path) -> bytes:
         with opener(path, "rb") as f:
             return f.read()
     except (OSError, EOFError, zlib.error) as e:  # truncated or corrupt gzip
-        raise DataError([RowError(str(path), 0, None, path.name,
-                                  f"cannot read file ({e})")]) from None
+        raise DataError(
+            [RowError(str(path), 0, None, path.name, f"cannot read file ({e})")]
+        ) from None
 
 
 def _iter_raw_rows(path: Path):
@@ -332,7 +342,7 @@ def _iter_csv(data: bytes):
     for cells in reader:
         line, end = start, reader.line_num
         start = end + 1
-        raw = b"".join(blines[line - 1:end])  # a quoted cell may span several lines
+        raw = b"".join(blines[line - 1 : end])  # a quoted cell may span several lines
         if header is None:
             header = [h.strip() for h in cells]
             missing = [f for f in (*REQUIRED_TEXT, "reply_likes") if f not in header]
@@ -400,9 +410,11 @@ def load_records(
             continue
         dups += append_unique(records, seen, rec)
     if errors and not skip_invalid:
-        raise DataError(errors[:max_errors], total=len(errors),
-                        hint="\nFix these rows, or pass --skip-invalid to write them to a "
-                             "rejects file.")
+        raise DataError(
+            errors[:max_errors],
+            total=len(errors),
+            hint="\nFix these rows, or pass --skip-invalid to write them to a rejects file.",
+        )
     return LoadResult(records, errors, rejected, dups, n_rows)
 
 

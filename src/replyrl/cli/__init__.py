@@ -12,7 +12,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # TRL 1.16 still passes transformers' deprecated `gradient_checkpointing` alias internally.
-warnings.filterwarnings("ignore", message=r".*(gradient|is_gradient)_checkpointing.*", category=FutureWarning)
+warnings.filterwarnings(
+    "ignore", message=r".*(gradient|is_gradient)_checkpointing.*", category=FutureWarning
+)
 
 app = typer.Typer(
     name="replyrl",
@@ -21,7 +23,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
 
 
 @app.callback()

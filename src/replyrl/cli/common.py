@@ -25,8 +25,9 @@ def user_errors():
     except (DataError, ConfigError, ModelNotFoundError, FileNotFoundError) as e:
         # escape: values in data errors may look like markup ("[/x]"); soft_wrap: keep each
         # file:line error on one line so it can be copied and grepped
-        err_console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False,
-                          soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True
+        )
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")

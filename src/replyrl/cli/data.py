@@ -11,8 +11,9 @@ from rich.text import Text
 
 from replyrl.cli.common import console, err_console, user_errors
 
-data_app = typer.Typer(help="Validate, import, label, split and pair engagement data.",
-                       no_args_is_help=True)
+data_app = typer.Typer(
+    help="Validate, import, label, split and pair engagement data.", no_args_is_help=True
+)
 LABEL_KINDS = ("ratio", "log", "residual", "rank")
 
 
@@ -26,21 +27,29 @@ def _default_rejects(path: Path) -> Path:
     return Path.cwd() / f"{path.name.removesuffix('.gz')}.rejects"
 
 
-def _report_load(res, path: Path, skip_invalid: bool, rejects: Path | None,
-                 shown: int = 10) -> None:
+def _report_load(
+    res, path: Path, skip_invalid: bool, rejects: Path | None, shown: int = 10
+) -> None:
     """Print the load counts, the first errors, and write the rejects file when asked."""
     from replyrl.records import write_rejects
 
     _say(str(path), "bold")
     t = Table(show_header=False)
-    for k, v in (("rows", res.n_rows), ("valid", res.n_rows - len(res.rejected_lines)),
-                 ("rejected", len(res.rejected_lines)), ("row errors", len(res.errors)),
-                 ("duplicates removed", res.duplicates), ("records kept", len(res.records))):
+    for k, v in (
+        ("rows", res.n_rows),
+        ("valid", res.n_rows - len(res.rejected_lines)),
+        ("rejected", len(res.rejected_lines)),
+        ("row errors", len(res.errors)),
+        ("duplicates removed", res.duplicates),
+        ("records kept", len(res.records)),
+    ):
         t.add_row(k, f"{v:,}")
     console.print(t)
-    _say(f"{res.n_rows - len(res.rejected_lines):,} valid records, "
-                  f"{len(res.rejected_lines):,} rejected; {res.duplicates:,} duplicate "
-                  f"(tweet_id, reply) rows removed -> {len(res.records):,} kept")
+    _say(
+        f"{res.n_rows - len(res.rejected_lines):,} valid records, "
+        f"{len(res.rejected_lines):,} rejected; {res.duplicates:,} duplicate "
+        f"(tweet_id, reply) rows removed -> {len(res.records):,} kept"
+    )
     for e in res.errors[:shown]:
         err_console.print(f"  {e}", highlight=False, markup=False, soft_wrap=True)
     if len(res.errors) > shown:
@@ -60,7 +69,8 @@ def _load(path: Path, skip_invalid: bool):
 def validate(
     file: Path = typer.Argument(..., help="Records file: JSONL, JSONL.gz or CSV."),
     skip_invalid: bool = typer.Option(
-        False, "--skip-invalid", help="Keep going past bad rows and write them to a rejects file."),
+        False, "--skip-invalid", help="Keep going past bad rows and write them to a rejects file."
+    ),
     rejects: Path = typer.Option(None, "--rejects", help="Rejects file [./<file>.rejects]."),
 ) -> None:
     """Check every row against the record schema; exit 2 with the errors unless --skip-invalid."""
@@ -78,7 +88,8 @@ def import_cmd(
     out: Path = typer.Option(..., "--out", help="Records JSONL to write."),
     fmt: str = typer.Option(..., "--format", help="xapi (X API v2 JSON/JSONL) or csv."),
     mapping: list[str] = typer.Option(
-        None, "--map", help="CSV column mapping source_col=field (repeatable)."),
+        None, "--map", help="CSV column mapping source_col=field (repeatable)."
+    ),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Keep going past bad rows."),
     rejects: Path = typer.Option(None, "--rejects", help="Rejects file [./<file>.rejects]."),
 ) -> None:
@@ -129,16 +140,25 @@ def stats(
     eng = np.array([engagement_raw(r) for r in recs], dtype=float)
     _say(str(file), "bold")
     t = Table(show_header=False)
-    t.add_row("records", f"{len(recs):,}  (rows {res.n_rows:,}, "
-              f"rejected {len(res.rejected_lines):,}, "
-              f"duplicates removed {res.duplicates:,})")
+    t.add_row(
+        "records",
+        f"{len(recs):,}  (rows {res.n_rows:,}, "
+        f"rejected {len(res.rejected_lines):,}, "
+        f"duplicates removed {res.duplicates:,})",
+    )
     t.add_row("tweets", f"{len(per_tweet):,}")
-    t.add_row("replies/tweet", f"mean {per_tweet.mean():.2f}  median {np.median(per_tweet):g}  "
-              f"min {per_tweet.min()}  max {per_tweet.max()}")
+    t.add_row(
+        "replies/tweet",
+        f"mean {per_tweet.mean():.2f}  median {np.median(per_tweet):g}  "
+        f"min {per_tweet.min()}  max {per_tweet.max()}",
+    )
     qs = np.percentile(eng, [25, 50, 75, 90, 99])
-    t.add_row("engagement (likes+2·RT)", f"mean {eng.mean():.2f}  p25 {qs[0]:g}  p50 {qs[1]:g}  "
-              f"p75 {qs[2]:g}  p90 {qs[3]:g}  p99 {qs[4]:g}  max {eng.max():g}  "
-              f"zero {np.mean(eng == 0):.1%}")
+    t.add_row(
+        "engagement (likes+2·RT)",
+        f"mean {eng.mean():.2f}  p25 {qs[0]:g}  p50 {qs[1]:g}  "
+        f"p75 {qs[2]:g}  p90 {qs[3]:g}  p99 {qs[4]:g}  max {eng.max():g}  "
+        f"zero {np.mean(eng == 0):.1%}",
+    )
     t.add_row("tweet_likes > 0", f"{np.mean([r.tweet_likes > 0 for r in recs]):.1%}")
     for f in ("reply_author_followers", "reply_time_diff_seconds"):
         t.add_row(f"{f} known", f"{np.mean([getattr(r, f) is not None for r in recs]):.1%}")
@@ -151,12 +171,17 @@ def stats(
     t.add_row("context features", ", ".join(s["features"]) or "none")
     if s["dropped_features"]:
         t.add_row("dropped (constant/absent)", ", ".join(s["dropped_features"]))
-    t.add_row("variance explained by context", f"{s['context_r2']:.1%} on train; "
-              f"{_heldout_r2(lab, held, base_label(held, label)):.1%} on held-out gold+test")
+    t.add_row(
+        "variance explained by context",
+        f"{s['context_r2']:.1%} on train; "
+        f"{_heldout_r2(lab, held, base_label(held, label)):.1%} on held-out gold+test",
+    )
     t.add_row("left for the text", f"{s['text_share']:.1%}")
     y = lab.transform(recs)
-    t.add_row("label distribution", f"mean {y.mean():.3f}  std {y.std():.3f}  "
-              f"min {y.min():.3f}  max {y.max():.3f}")
+    t.add_row(
+        "label distribution",
+        f"mean {y.mean():.3f}  std {y.std():.3f}  min {y.min():.3f}  max {y.max():.3f}",
+    )
     console.print(t)
 
 
@@ -194,9 +219,15 @@ def split(
     for c in ("split", "records", "tweets", "Q1 (quiet)", "Q2", "Q3", "Q4 (viral)"):
         t.add_column(c, justify="right")
     for name, st in split_stats(splits).items():
-        t.add_row(name, f"{st['records']:,}", f"{st['tweets']:,}",
-                  *(f"{100 * p:.1f}/{100 * r:.1f}" for p, r in zip(st["quartile_proportions"],
-                                                        st["record_quartile_proportions"])))
+        t.add_row(
+            name,
+            f"{st['records']:,}",
+            f"{st['tweets']:,}",
+            *(
+                f"{100 * p:.1f}/{100 * r:.1f}"
+                for p, r in zip(st["quartile_proportions"], st["record_quartile_proportions"])
+            ),
+        )
     console.print(t)
     _say("Q1-Q4: engagement quartile shares in %, of the split's tweets / of its records")
 
@@ -216,16 +247,19 @@ def pairs(
     with user_errors():
         res = _load(file, skip_invalid)
         try:
-            ps = preference_pairs(res.records, ratio=ratio, max_pairs_per_tweet=max_per_tweet,
-                                  seed=seed)
+            ps = preference_pairs(
+                res.records, ratio=ratio, max_pairs_per_tweet=max_per_tweet, seed=seed
+            )
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None
         write_pairs(out, ps)
     n_tweets = len({p.tweet_id for p in ps})
     margin = np.mean([p.margin for p in ps]) if ps else float("nan")
-    _say(f"wrote {len(ps):,} pairs from {n_tweets:,} of "
-                  f"{len({r.tweet_id for r in res.records}):,} tweets to {out} "
-                  f"(mean margin {margin:.3f})")
+    _say(
+        f"wrote {len(ps):,} pairs from {n_tweets:,} of "
+        f"{len({r.tweet_id for r in res.records}):,} tweets to {out} "
+        f"(mean margin {margin:.3f})"
+    )
 
 
 @data_app.command("synth")

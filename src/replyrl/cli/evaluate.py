@@ -10,16 +10,27 @@ from replyrl.cli.common import console, err_console, user_errors
 
 
 def evaluate(
-    model: list[str] = typer.Option(..., "--model", help="NAME=PATH (repeatable; the same NAME "
-                                    "several times = seeds of one recipe; PATH 'base' = default policy)."),
+    model: list[str] = typer.Option(
+        ...,
+        "--model",
+        help="NAME=PATH (repeatable; the same NAME "
+        "several times = seeds of one recipe; PATH 'base' = default policy).",
+    ),
     data: Path = typer.Option(..., "--data", help="Test records (JSONL or CSV)."),
-    out: Path = typer.Option(..., "--out", help="Output folder for caches, results and the report."),
-    config: Path = typer.Option(None, "--config", help="Evaluation config YAML (e.g. configs/eval/default.yaml)."),
-    set_: list[str] = typer.Option(None, "--set", help="Override a config key, e.g. --set sampling.n=4."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder for caches, results and the report."
+    ),
+    config: Path = typer.Option(
+        None, "--config", help="Evaluation config YAML (e.g. configs/eval/default.yaml)."
+    ),
+    set_: list[str] = typer.Option(
+        None, "--set", help="Override a config key, e.g. --set sampling.n=4."
+    ),
 ) -> None:
     """Evaluate models on test tweets and write summary.json, report.md and report.html."""
     from replyrl.config import load_config
-    from replyrl.evaluation.evaluate import EvalConfig, evaluate as run, parse_models
+    from replyrl.evaluation.evaluate import EvalConfig, parse_models
+    from replyrl.evaluation.evaluate import evaluate as run
     from replyrl.evaluation.judge import JudgeError
 
     with user_errors():
@@ -33,7 +44,9 @@ def evaluate(
     _print(summary, out)
 
 
-def report(out: Path = typer.Argument(..., help="An evaluation folder written by `replyrl evaluate`.")) -> None:
+def report(
+    out: Path = typer.Argument(..., help="An evaluation folder written by `replyrl evaluate`."),
+) -> None:
     """Rebuild summary.json, report.md and report.html from an evaluation folder's cached results."""
     from replyrl.evaluation.evaluate import rebuild
 
@@ -45,9 +58,15 @@ def report(out: Path = typer.Argument(..., help="An evaluation folder written by
 def _print(summary: dict, out: Path) -> None:
     from rich.table import Table
 
-    table = Table(title="evaluation summary" + (" (SYNTHETIC data)" if summary["synthetic"] else ""))
-    cols = [m for m in summary["metrics"] if m in ("pass@1", "proxy", "gold", "audience",
-                                                  "self_bleu", "semantic_diversity", "judge_win")]
+    table = Table(
+        title="evaluation summary" + (" (SYNTHETIC data)" if summary["synthetic"] else "")
+    )
+    cols = [
+        m
+        for m in summary["metrics"]
+        if m
+        in ("pass@1", "proxy", "gold", "audience", "self_bleu", "semantic_diversity", "judge_win")
+    ]
     table.add_column("model")
     for c in cols:
         table.add_column(c, justify="right")
@@ -56,7 +75,9 @@ def _print(summary: dict, out: Path) -> None:
     console.print(table)
     fired = [a for a in summary["alarms"] if a["triggered"]]
     for a in fired:
-        console.print(f"[yellow]alarm[/] {a['model']}: {a['name']} — {a['message']}", highlight=False)
+        console.print(
+            f"[yellow]alarm[/] {a['model']}: {a['name']} — {a['message']}", highlight=False
+        )
     console.print(f"report: {out / 'report.html'}")
 
 

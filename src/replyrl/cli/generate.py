@@ -10,7 +10,9 @@ from replyrl.cli.common import console, user_errors
 def generate(
     tweet: str = typer.Argument(..., help="The tweet to reply to."),
     n: int = typer.Option(5, "-n", help="How many replies to sample."),
-    model: str = typer.Option(None, "--model", help="HF id, checkpoint or adapter folder (default: packaged SmolLM2)."),
+    model: str = typer.Option(
+        None, "--model", help="HF id, checkpoint or adapter folder (default: packaged SmolLM2)."
+    ),
     max_new_tokens: int = typer.Option(48, help="Token budget per reply."),
     temperature: float = typer.Option(0.9, help="Sampling temperature in (0, 2]."),
     seed: int = typer.Option(0, help="Sampling seed."),

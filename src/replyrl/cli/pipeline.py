@@ -12,10 +12,16 @@ from replyrl.cli.common import console, user_errors
 
 def pipeline(
     config: Path = typer.Option(..., "--config", "-c", help="Pipeline YAML (configs/pipeline/)."),
-    data: Path = typer.Option(None, "--data", help="Your records file (JSONL/CSV); default: the config's data."),
+    data: Path = typer.Option(
+        None, "--data", help="Your records file (JSONL/CSV); default: the config's data."
+    ),
     out: Path = typer.Option(None, "--out", help="Output root (default: the config's `out`)."),
-    set_: list[str] = typer.Option(None, "--set", help="Override a config value: key.sub=value (repeatable)."),
-    force: list[str] = typer.Option(None, "--force", help="Rerun this stage even if up to date (repeatable)."),
+    set_: list[str] = typer.Option(
+        None, "--set", help="Override a config value: key.sub=value (repeatable)."
+    ),
+    force: list[str] = typer.Option(
+        None, "--force", help="Rerun this stage even if up to date (repeatable)."
+    ),
 ) -> None:
     """Validate → split → reward models (proxy, gold) → SFT, polychromic, GRPO, hybrid, DPO → evaluate → report.
 
@@ -35,14 +41,18 @@ def pipeline(
         cfg = load_config(PipelineConfig, config, set_, data=extra)
         try:
             result = run_pipeline(cfg, config, force=list(force or []))
-        except ValueError as e:  # data too small for a stage, e.g. too few tweets for a reward model
+        except (
+            ValueError
+        ) as e:  # data too small for a stage, e.g. too few tweets for a reward model
             from replyrl.config import ConfigError
 
             raise ConfigError(f"pipeline stopped: {e}") from e
     _print(result["summary"], result["report"].parent)
     minutes = (time.time() - t0) / 60
     ran = ", ".join(result["ran"]) or "nothing (all stages up to date)"
-    console.print(f"\nRan: {ran}\nWall time: {minutes:.1f} min\nReport: [bold]{result['report']}[/]")
+    console.print(
+        f"\nRan: {ran}\nWall time: {minutes:.1f} min\nReport: [bold]{result['report']}[/]"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -13,7 +12,9 @@ from replyrl.cli.common import console, err_console, user_errors
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
-    reward_app = typer.Typer(help="Train, validate and apply engagement reward models.", no_args_is_help=True)
+    reward_app = typer.Typer(
+        help="Train, validate and apply engagement reward models.", no_args_is_help=True
+    )
     reward_app.command("train")(train)
     reward_app.command("validate")(validate)
     reward_app.command("score")(score)
@@ -21,12 +22,22 @@ def register(app: typer.Typer) -> None:
 
 
 def train(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Reward training YAML (configs/reward/)."),
-    overrides: list[str] = typer.Option([], "--set", help="Override a config value: key.sub=value (repeatable)."),
-    data: Path = typer.Option(Path("data/records.jsonl"), "--data", help="Records (JSONL/CSV); split by tweet inside."),
-    pairs: list[Path] = typer.Option([], "--pairs", help="Extra preference-pair JSONL files (e.g. UI feedback)."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Reward training YAML (configs/reward/)."
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Override a config value: key.sub=value (repeatable)."
+    ),
+    data: Path = typer.Option(
+        Path("data/records.jsonl"), "--data", help="Records (JSONL/CSV); split by tweet inside."
+    ),
+    pairs: list[Path] = typer.Option(
+        [], "--pairs", help="Extra preference-pair JSONL files (e.g. UI feedback)."
+    ),
     out: Path = typer.Option(..., "--out", help="Folder to write the reward model to."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad data rows instead of stopping."),
+    skip_invalid: bool = typer.Option(
+        False, "--skip-invalid", help="Skip bad data rows instead of stopping."
+    ),
 ) -> None:
     """Train a reward model head (regression or Bradley-Terry) on a frozen sentence encoder."""
     import time
@@ -38,14 +49,17 @@ def train(
     from replyrl.rewards.train import RewardTrainConfig, train_reward_model
 
     with user_errors():
-        cfg = load_config(RewardTrainConfig, config, overrides)  # bad values fail before any model loads
+        cfg = load_config(
+            RewardTrainConfig, config, overrides
+        )  # bad values fail before any model loads
         loaded = load_records(data, skip_invalid=skip_invalid)
         if loaded.errors:
             err_console.print(f"[yellow]skipped {len(loaded.errors)} invalid row(s)[/]")
         extra = [p for f in pairs for p in read_pairs(f)]
         t0 = time.time()
-        model, summary, train_ids = train_reward_model(cfg, loaded.records, extra,
-                                                       log=lambda m: err_console.print(f"[dim]{m}[/]"))
+        model, summary, train_ids = train_reward_model(
+            cfg, loaded.records, extra, log=lambda m: err_console.print(f"[dim]{m}[/]")
+        )
         model.meta["config"] = to_dict(cfg)
         model.meta["data"] = str(data)
         model.meta["extra_pairs_files"] = [str(p) for p in pairs]
@@ -53,20 +67,35 @@ def train(
         atomic_write_json(out / "train_tweets.json", train_ids, indent=0)
         summary["seconds"] = round(time.time() - t0, 1)
         atomic_write_json(out / "train_summary.json", summary)
-        console.print(f"reward model written to [bold]{out}[/] ({summary['seconds']} s); "
-                      f"validation {model.meta['val']['metric']} {model.meta['val']['value']:.4f}. "
-                      f"Next: replyrl reward validate --model {out} --data {data}")
+        console.print(
+            f"reward model written to [bold]{out}[/] ({summary['seconds']} s); "
+            f"validation {model.meta['val']['metric']} {model.meta['val']['value']:.4f}. "
+            f"Next: replyrl reward validate --model {out} --data {data}"
+        )
 
 
 def validate(
     model: Path = typer.Option(..., "--model", help="Reward model folder."),
-    data: Path = typer.Option(..., "--data", help="Records to validate on; the model's training tweets are dropped."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where to write validation.json and calibration.png "
-                                                            "(default: <model>/validation)."),
-    ratio: float = typer.Option(2.0, "--ratio", help="SHP pair rule: the later reply wins by this factor."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad data rows instead of stopping."),
-    cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="Embedding cache folder to reuse "
-                                            "(default $REPLYRL_CACHE/embeddings/<encoder>; 'off': none)."),
+    data: Path = typer.Option(
+        ..., "--data", help="Records to validate on; the model's training tweets are dropped."
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Where to write validation.json and calibration.png (default: <model>/validation).",
+    ),
+    ratio: float = typer.Option(
+        2.0, "--ratio", help="SHP pair rule: the later reply wins by this factor."
+    ),
+    skip_invalid: bool = typer.Option(
+        False, "--skip-invalid", help="Skip bad data rows instead of stopping."
+    ),
+    cache_dir: str | None = typer.Option(
+        None,
+        "--cache-dir",
+        help="Embedding cache folder to reuse "
+        "(default $REPLYRL_CACHE/embeddings/<encoder>; 'off': none).",
+    ),
 ) -> None:
     """Held-out Spearman/Pearson and pairwise accuracy of the RM next to length, heuristic and context baselines."""
     from rich.table import Table
@@ -85,23 +114,33 @@ def validate(
         records, dropped = held_out(loaded.records, model)
         if dropped:
             err_console.print(f"[dim]dropped {dropped} record(s) of tweets the model trained on[/]")
-        report = validate_reward_model(rm, records, ratio=ratio, out_dir=out or model / "validation")
+        report = validate_reward_model(
+            rm, records, ratio=ratio, out_dir=out or model / "validation"
+        )
         if disk is not None:
             rm.embeddings.save(disk)
-    table = Table(title=f"Reward validation: {report['n_tweets']} held-out tweets, {report['n_records']} replies, "
-                        f"{report['n_pairs']} SHP-style pairs (label: {report['label']})")
+    table = Table(
+        title=f"Reward validation: {report['n_tweets']} held-out tweets, {report['n_records']} replies, "
+        f"{report['n_pairs']} SHP-style pairs (label: {report['label']})"
+    )
     for col in ("model", "pairwise acc", "Spearman", "Pearson"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, row in report["rows"].items():
-        table.add_row(name, _pct(row["pairwise_accuracy"]), _num(row["spearman"]), _num(row["pearson"]))
+        table.add_row(
+            name, _pct(row["pairwise_accuracy"]), _num(row["spearman"]), _num(row["pearson"])
+        )
     console.print(table)
     lo, hi = report["margin_ci95"]
-    console.print(f"margin over reply length: [bold]{100 * report['margin_over_length']:+.1f}[/] points "
-                  f"(95% CI {100 * lo:+.1f} to {100 * hi:+.1f}, tweet bootstrap); "
-                  f"over the heuristic: {100 * report['margin_over_heuristic']:+.1f} points")
+    console.print(
+        f"margin over reply length: [bold]{100 * report['margin_over_length']:+.1f}[/] points "
+        f"(95% CI {100 * lo:+.1f} to {100 * hi:+.1f}, tweet bootstrap); "
+        f"over the heuristic: {100 * report['margin_over_heuristic']:+.1f} points"
+    )
     if report.get("context_r2_log_likes") is not None:
-        console.print(f"context (post likes, timing, followers) explains {100 * report['context_r2_log_likes']:.0f}% "
-                      "of the variance of log likes on the training tweets; the rest is left for the text")
+        console.print(
+            f"context (post likes, timing, followers) explains {100 * report['context_r2_log_likes']:.0f}% "
+            "of the variance of log likes on the training tweets; the rest is left for the text"
+        )
     for w in report["warnings"]:
         err_console.print(f"[bold yellow]warning:[/] {w}")
     console.print(f"[dim]written: {report.get('calibration_png')} and validation.json beside it[/]")
@@ -109,9 +148,15 @@ def validate(
 
 def score(
     texts: list[str] = typer.Argument(..., help="TWEET REPLY [REPLY ...]: replies to one tweet."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Reward model folder (default: heuristic only)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Reward config YAML (RewardConfig)."),
-    overrides: list[str] = typer.Option([], "--set", help="Override a reward config value: key=value."),
+    model: Path | None = typer.Option(
+        None, "--model", help="Reward model folder (default: heuristic only)."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Reward config YAML (RewardConfig)."
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Override a reward config value: key=value."
+    ),
 ) -> None:
     """Score replies to one tweet with the composite reward; prints each component."""
     from rich.table import Table
@@ -120,7 +165,9 @@ def score(
     from replyrl.rewards.build import RewardConfig, build_reward
 
     if len(texts) < 2:
-        err_console.print("[bold red]error:[/] give the tweet and at least one reply: replyrl reward score \"TWEET\" \"REPLY\"")
+        err_console.print(
+            '[bold red]error:[/] give the tweet and at least one reply: replyrl reward score "TWEET" "REPLY"'
+        )
         raise typer.Exit(2)
     with user_errors():
         data = {"model": str(model)} if model else None

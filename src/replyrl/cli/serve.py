@@ -20,7 +20,9 @@ def suggest(
     temperature: float = typer.Option(0.9, help="Sampling temperature in (0, 2]."),
     seed: int = typer.Option(0, help="Sampling seed (same seed, same replies)."),
     oversample: float = typer.Option(3.0, help="Candidates sampled per requested reply."),
-    dedup_threshold: float = typer.Option(0.9, help="Encoder cosine above which replies are near-duplicates."),
+    dedup_threshold: float = typer.Option(
+        0.9, help="Encoder cosine above which replies are near-duplicates."
+    ),
     max_new_tokens: int = typer.Option(48, help="Token budget per reply."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
@@ -30,7 +32,9 @@ def suggest(
     if not 1 <= k <= 16:
         raise typer.BadParameter(f"must be in 1..16, got {k}", param_hint="-k")
     if not 0 < temperature <= 2:
-        raise typer.BadParameter(f"must be in (0, 2], got {temperature}", param_hint="--temperature")
+        raise typer.BadParameter(
+            f"must be in (0, 2], got {temperature}", param_hint="--temperature"
+        )
     if not tweet.strip():
         raise typer.BadParameter("the tweet must not be empty", param_hint="TWEET")
     with user_errors():
@@ -49,8 +53,10 @@ def suggest(
         return
     _print_table(result, suggester.ranker.name)
     if len(result.suggestions) < k:
-        err_console.print(f"[yellow]only {len(result.suggestions)} distinct replies in {result.n_sampled} samples; "
-                          "raise --temperature or --oversample for more[/]")
+        err_console.print(
+            f"[yellow]only {len(result.suggestions)} distinct replies in {result.n_sampled} samples; "
+            "raise --temperature or --oversample for more[/]"
+        )
 
 
 def _print_table(result, reward_name: str) -> None:
@@ -60,30 +66,48 @@ def _print_table(result, reward_name: str) -> None:
     # Replies are the point: give them the width, and squeeze component headers on narrow terminals
     # (the full names are in the caption and in --json).
     narrow = console.width < 60 + 10 * len(comps)
-    table = Table(title=f"Replies ranked by {reward_name}", show_lines=True,
-                  caption=("components: " + ", ".join(comps)) if narrow and comps else None)
+    table = Table(
+        title=f"Replies ranked by {reward_name}",
+        show_lines=True,
+        caption=("components: " + ", ".join(comps)) if narrow and comps else None,
+    )
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("reply", ratio=1, min_width=28, overflow="fold")  # 80 columns fit 5 components
     table.add_column("total", justify="right", style="bold", no_wrap=True)
     for c in comps:
         table.add_column(c[:4] if narrow else c, justify="right", no_wrap=True)
     for i, s in enumerate(result.suggestions, 1):
-        table.add_row(str(i), s.reply, f"{s.score:.3f}", *(f"{s.components.get(c, float('nan')):.2f}" for c in comps))
+        table.add_row(
+            str(i),
+            s.reply,
+            f"{s.score:.3f}",
+            *(f"{s.components.get(c, float('nan')):.2f}" for c in comps),
+        )
     console.print(table)
-    console.print(f"[dim]{result.n_sampled} sampled in {result.rounds} round(s), {result.n_distinct} distinct, "
-                  f"{result.seconds:.1f} s, seed {result.seed}[/]")
+    console.print(
+        f"[dim]{result.n_sampled} sampled in {result.rounds} round(s), {result.n_distinct} distinct, "
+        f"{result.seconds:.1f} s, seed {result.seed}[/]"
+    )
 
 
 def serve(
     model: str = typer.Option(None, "--model", help=_MODEL_HELP),
     reward: str = typer.Option(None, "--reward", help=_REWARD_HELP),
-    host: str = typer.Option("127.0.0.1", help="Address to listen on (the app has no login: keep it local)."),
+    host: str = typer.Option(
+        "127.0.0.1", help="Address to listen on (the app has no login: keep it local)."
+    ),
     port: int = typer.Option(8000, help="Port to listen on."),
-    feedback: str = typer.Option("feedback.jsonl", help="Feedback JSONL that picks are appended to."),
-    queue_size: int = typer.Option(4, help="Requests that may wait while one generates; more get 503."),
+    feedback: str = typer.Option(
+        "feedback.jsonl", help="Feedback JSONL that picks are appended to."
+    ),
+    queue_size: int = typer.Option(
+        4, help="Requests that may wait while one generates; more get 503."
+    ),
     max_new_tokens: int = typer.Option(48, help="Token budget per reply."),
     oversample: float = typer.Option(3.0, help="Candidates sampled per requested reply."),
-    dedup_threshold: float = typer.Option(0.9, help="Encoder cosine above which replies are near-duplicates."),
+    dedup_threshold: float = typer.Option(
+        0.9, help="Encoder cosine above which replies are near-duplicates."
+    ),
 ) -> None:
     """Run the local web app: paste a tweet, pick a reply, and feed your picks into reward training."""
     import uvicorn
@@ -95,8 +119,10 @@ def serve(
     if queue_size < 0:
         raise typer.BadParameter(f"must be >= 0, got {queue_size}", param_hint="--queue-size")
     if host not in ("127.0.0.1", "localhost", "::1"):
-        err_console.print(f"[yellow]warning: listening on {host}: anyone who can reach it can use your model "
-                          "and write to your feedback file[/]")
+        err_console.print(
+            f"[yellow]warning: listening on {host}: anyone who can reach it can use your model "
+            "and write to your feedback file[/]"
+        )
     with user_errors():
         from replyrl.serve.loading import load_suggester
 
@@ -104,7 +130,9 @@ def serve(
         err_console.print("[dim]loading the model, encoder and reward (once)...[/]")
         suggester = load_suggester(model, reward, max_new_tokens=max_new_tokens, cfg=cfg)
         app = create_app(suggester, FeedbackLog(feedback), queue_size=queue_size)
-    err_console.print(f"[bold green]replyrl serve[/] on http://{host}:{port}  (feedback -> {feedback})")
+    err_console.print(
+        f"[bold green]replyrl serve[/] on http://{host}:{port}  (feedback -> {feedback})"
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning", workers=1)
 
 

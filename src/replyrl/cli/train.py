@@ -20,10 +20,14 @@ def _load(config: Path, overrides: list[str] | None, seed: int | None):
 
 def train(
     config: Path = typer.Option(..., "--config", "-c", help="Training YAML (see configs/train/)."),
-    set_: list[str] = typer.Option(None, "--set", help="Override a config value: key.sub=value (repeatable)."),
+    set_: list[str] = typer.Option(
+        None, "--set", help="Override a config value: key.sub=value (repeatable)."
+    ),
     seed: int = typer.Option(None, help="Override the seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Delete an existing run with the same name/seed."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Delete an existing run with the same name/seed."
+    ),
 ) -> None:
     """Train one recipe (sft, polychromic, grpo, hybrid, dpo) as the config says."""
     from replyrl.training.run import train as run_train
@@ -57,8 +61,12 @@ def train_seeds(
             if (out / "metrics.json").exists():
                 console.print(f"[dim]seed {s}: already trained ({out})")
                 continue
-            run_train(cfg, resume=resume and latest_checkpoint(out / "checkpoints") is not None,
-                      overwrite=not resume, argv=sys.argv)
+            run_train(
+                cfg,
+                resume=resume and latest_checkpoint(out / "checkpoints") is not None,
+                overwrite=not resume,
+                argv=sys.argv,
+            )
             console.print(f"[green]seed {s} done[/]: {out}")
 
 

@@ -27,8 +27,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from replyrl.records import (KNOWN_FIELDS, DataError, LoadResult, Record, RowError, append_unique,
-                             parse_row)
+from replyrl.records import (
+    KNOWN_FIELDS,
+    DataError,
+    LoadResult,
+    Record,
+    RowError,
+    append_unique,
+    parse_row,
+)
 
 
 @dataclass
@@ -59,11 +66,15 @@ def import_xapi(path: str | Path, skip_invalid: bool = False, max_errors: int = 
         if isinstance(data, dict):  # a single-tweet lookup response
             data = [data]
         includes = resp.get("includes") or {}
-        bad = [RowError(str(path), n, name, val, "expected a list of objects with an 'id'")
-               for name, val in (("data", data), ("includes.tweets", includes.get("tweets", [])),
-                                 ("includes.users", includes.get("users", [])))
-               if not isinstance(val, list)
-               or not all(isinstance(t, dict) and "id" in t for t in val)]
+        bad = [
+            RowError(str(path), n, name, val, "expected a list of objects with an 'id'")
+            for name, val in (
+                ("data", data),
+                ("includes.tweets", includes.get("tweets", [])),
+                ("includes.users", includes.get("users", [])),
+            )
+            if not isinstance(val, list) or not all(isinstance(t, dict) and "id" in t for t in val)
+        ]
         if bad:
             errors += bad
             continue
@@ -95,17 +106,34 @@ def import_xapi(path: str | Path, skip_invalid: bool = False, max_errors: int = 
     return ImportResult(result, skipped)
 
 
-def import_csv(path: str | Path, mapping: dict[str, str] | None = None, skip_invalid: bool = False,
-               max_errors: int = 50) -> ImportResult:
+def import_csv(
+    path: str | Path,
+    mapping: dict[str, str] | None = None,
+    skip_invalid: bool = False,
+    max_errors: int = 50,
+) -> ImportResult:
     """Read a CSV, renaming columns by `mapping` ({source column: record field})."""
     path = Path(path)
     mapping = dict(mapping or {})
     for src, dst in mapping.items():
         if dst not in KNOWN_FIELDS:
             hint = difflib.get_close_matches(dst, KNOWN_FIELDS, n=1)
-            raise DataError([RowError(str(path), 0, dst, f"{src}={dst}", "not a record field" + (
-                f"; did you mean '{hint[0]}'?" if hint
-                else f"; fields: {', '.join(KNOWN_FIELDS)}"))])
+            raise DataError(
+                [
+                    RowError(
+                        str(path),
+                        0,
+                        dst,
+                        f"{src}={dst}",
+                        "not a record field"
+                        + (
+                            f"; did you mean '{hint[0]}'?"
+                            if hint
+                            else f"; fields: {', '.join(KNOWN_FIELDS)}"
+                        ),
+                    )
+                ]
+            )
     data = path.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -113,8 +141,17 @@ def import_csv(path: str | Path, mapping: dict[str, str] | None = None, skip_inv
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise DataError([RowError(str(path), line, None, data[e.start:e.start + 8],
-                                  f"invalid UTF-8 at byte {e.start}")]) from None
+        raise DataError(
+            [
+                RowError(
+                    str(path),
+                    line,
+                    None,
+                    data[e.start : e.start + 8],
+                    f"invalid UTF-8 at byte {e.start}",
+                )
+            ]
+        ) from None
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None:
@@ -122,8 +159,12 @@ def import_csv(path: str | Path, mapping: dict[str, str] | None = None, skip_inv
     header = [h.strip() for h in header]
     missing_src = [s for s in mapping if s not in header]
     if missing_src:
-        raise DataError([RowError(str(path), 1, s, header, "mapped column not in the CSV header")
-                         for s in missing_src])
+        raise DataError(
+            [
+                RowError(str(path), 1, s, header, "mapped column not in the CSV header")
+                for s in missing_src
+            ]
+        )
     names = [mapping.get(h, h) for h in header]
     rows: list[tuple[int, dict]] = []
     shape_errors: list[RowError] = []
@@ -133,9 +174,15 @@ def import_csv(path: str | Path, mapping: dict[str, str] | None = None, skip_inv
         if not any(c.strip() for c in cells):
             continue
         if len(cells) != len(names):
-            shape_errors.append(RowError(str(path), line, None, cells,
-                                         f"CSV row has {len(cells)} cells, "
-                                         f"header has {len(names)}"))
+            shape_errors.append(
+                RowError(
+                    str(path),
+                    line,
+                    None,
+                    cells,
+                    f"CSV row has {len(cells)} cells, header has {len(names)}",
+                )
+            )
             continue
         rows.append((line, dict(zip(names, cells))))
     if shape_errors and not skip_invalid:
@@ -165,9 +212,17 @@ def _read_responses(path: Path) -> list[tuple[int, Any]]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DataError([RowError(str(path), raw[: e.start].count(b"\n") + 1, None,
-                                  raw[e.start:e.start + 8],
-                                  f"invalid UTF-8 at byte {e.start}")]) from None
+        raise DataError(
+            [
+                RowError(
+                    str(path),
+                    raw[: e.start].count(b"\n") + 1,
+                    None,
+                    raw[e.start : e.start + 8],
+                    f"invalid UTF-8 at byte {e.start}",
+                )
+            ]
+        ) from None
     try:
         obj = json.loads(text)
         return list(enumerate(obj, start=1)) if isinstance(obj, list) else [(1, obj)]
@@ -179,11 +234,15 @@ def _read_responses(path: Path) -> list[tuple[int, Any]]:
             try:
                 out.append((i, json.loads(line)))
             except json.JSONDecodeError as e:
-                errors.append(RowError(str(path), i, None, line[:80],
-                                       f"line is not valid JSON ({e})"))
+                errors.append(
+                    RowError(str(path), i, None, line[:80], f"line is not valid JSON ({e})")
+                )
     if errors:
-        raise DataError(errors[:50], total=len(errors),
-                        hint="\nExpected one X API response object, a JSON list of them, or JSONL.")
+        raise DataError(
+            errors[:50],
+            total=len(errors),
+            hint="\nExpected one X API response object, a JSON list of them, or JSONL.",
+        )
     return out
 
 
@@ -198,10 +257,15 @@ def _xapi_row(t: dict, parent: dict, users: dict[str, dict]) -> dict[str, Any]:
     m, pm = t.get("public_metrics") or {}, parent.get("public_metrics") or {}
     author, p_author = users.get(str(t.get("author_id"))), users.get(str(parent.get("author_id")))
     row: dict[str, Any] = {
-        "tweet_id": str(parent["id"]), "tweet": parent.get("text"), "reply": t.get("text"),
-        "reply_likes": m.get("like_count"), "reply_retweets": m.get("retweet_count", 0),
-        "tweet_likes": pm.get("like_count", 0), "reply_id": str(t["id"]),
-        "created_at": t.get("created_at"), "source": "x-api-v2",
+        "tweet_id": str(parent["id"]),
+        "tweet": parent.get("text"),
+        "reply": t.get("text"),
+        "reply_likes": m.get("like_count"),
+        "reply_retweets": m.get("retweet_count", 0),
+        "tweet_likes": pm.get("like_count", 0),
+        "reply_id": str(t["id"]),
+        "created_at": t.get("created_at"),
+        "source": "x-api-v2",
     }
     if author is not None:
         row["reply_author"] = author.get("username") or str(author["id"])
@@ -240,8 +304,13 @@ def _seconds_between(start: Any, end: Any) -> float | None:
     return max(0.0, (b - a).total_seconds())
 
 
-def _validate(rows: list[tuple[int, dict]], file: str, skip_invalid: bool, max_errors: int,
-              prior_errors: list[RowError]) -> LoadResult:
+def _validate(
+    rows: list[tuple[int, dict]],
+    file: str,
+    skip_invalid: bool,
+    max_errors: int,
+    prior_errors: list[RowError],
+) -> LoadResult:
     records: list[Record] = []
     errors = list(prior_errors)
     seen: set[tuple[str, str]] = set()

@@ -120,8 +120,9 @@ class Labeler:
         return {
             "kind": self.kind,
             "n_train": self.n_train,
-            "features": [f.name + (" (+missing indicator)" if f.indicator else "")
-                         for f in self.features],
+            "features": [
+                f.name + (" (+missing indicator)" if f.indicator else "") for f in self.features
+            ],
             "dropped_features": list(self.dropped),
             "context_r2": round(self.context_r2, 6),
             "text_share": round(1.0 - self.context_r2, 6),
@@ -141,8 +142,9 @@ class Labeler:
         return cls(**d)
 
 
-def fit_labeler(train: Sequence[Record], kind: str = "residual",
-                quantiles: tuple[float, float] = (0.01, 0.99)) -> Labeler:
+def fit_labeler(
+    train: Sequence[Record], kind: str = "residual", quantiles: tuple[float, float] = (0.01, 0.99)
+) -> Labeler:
     """Fit a label on the training split only (context model and residual scale).
 
     Args:
@@ -160,7 +162,8 @@ def fit_labeler(train: Sequence[Record], kind: str = "residual",
     lo_q, hi_q = quantiles
     if not 0.0 <= lo_q < hi_q <= 1.0:
         raise ValueError(
-            f"fit_labeler: quantiles must satisfy 0 <= low < high <= 1, got {quantiles}")
+            f"fit_labeler: quantiles must satisfy 0 <= low < high <= 1, got {quantiles}"
+        )
     features, dropped = _choose_features(train)
     x = _design(train, features)
     y = base_label(train, kind)
@@ -172,9 +175,16 @@ def fit_labeler(train: Sequence[Record], kind: str = "residual",
     if kind == "residual":
         resid = y - fitted
         scale = (float(np.quantile(resid, lo_q)), float(np.quantile(resid, hi_q)))
-    return Labeler(kind=kind, features=features, coef=[float(c) for c in coef],
-                   context_r2=max(r2, 0.0), scale=scale, quantiles=(lo_q, hi_q),
-                   n_train=len(train), dropped=dropped)
+    return Labeler(
+        kind=kind,
+        features=features,
+        coef=[float(c) for c in coef],
+        context_r2=max(r2, 0.0),
+        scale=scale,
+        quantiles=(lo_q, hi_q),
+        n_train=len(train),
+        dropped=dropped,
+    )
 
 
 def _check_kind(kind: str) -> None:

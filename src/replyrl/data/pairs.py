@@ -37,8 +37,15 @@ from replyrl.data.labels import engagement_raw
 from replyrl.io import atomic_write_text
 from replyrl.records import DataError, Record, RowError
 
-PAIR_FIELDS = ("tweet_id", "tweet", "chosen", "rejected", "chosen_score", "rejected_score",
-               "margin")
+PAIR_FIELDS = (
+    "tweet_id",
+    "tweet",
+    "chosen",
+    "rejected",
+    "chosen_score",
+    "rejected_score",
+    "margin",
+)
 
 
 @dataclass
@@ -81,8 +88,9 @@ def is_preferred(a: Record, b: Record, ratio: float = 2.0) -> bool:
     return ta is None or tb is None or ta >= tb
 
 
-def preference_pairs(records: Sequence[Record], ratio: float = 2.0, max_pairs_per_tweet: int = 8,
-                     seed: int = 0) -> list[Pair]:
+def preference_pairs(
+    records: Sequence[Record], ratio: float = 2.0, max_pairs_per_tweet: int = 8, seed: int = 0
+) -> list[Pair]:
     """All SHP-style pairs among replies to the same tweet, capped per tweet.
 
     Args:
@@ -98,7 +106,8 @@ def preference_pairs(records: Sequence[Record], ratio: float = 2.0, max_pairs_pe
         raise ValueError(f"preference_pairs: ratio must be a finite number >= 1, got {ratio}")
     if max_pairs_per_tweet < 1:
         raise ValueError(
-            f"preference_pairs: max_pairs_per_tweet must be >= 1, got {max_pairs_per_tweet}")
+            f"preference_pairs: max_pairs_per_tweet must be >= 1, got {max_pairs_per_tweet}"
+        )
     groups: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         groups[r.tweet_id].append(r)
@@ -113,9 +122,17 @@ def preference_pairs(records: Sequence[Record], ratio: float = 2.0, max_pairs_pe
         for i, j in valid:
             a, b = replies[i], replies[j]
             sa, sb = engagement_raw(a), engagement_raw(b)
-            out.append(Pair(tweet_id=tid, tweet=a.tweet, chosen=a.reply, rejected=b.reply,
-                            chosen_score=float(sa), rejected_score=float(sb),
-                            margin=pair_margin(sa, sb)))
+            out.append(
+                Pair(
+                    tweet_id=tid,
+                    tweet=a.tweet,
+                    chosen=a.reply,
+                    rejected=b.reply,
+                    chosen_score=float(sa),
+                    rejected_score=float(sb),
+                    margin=pair_margin(sa, sb),
+                )
+            )
     return out
 
 
@@ -125,8 +142,12 @@ def _valid_pairs(replies: Sequence[Record], ratio: float) -> np.ndarray:
     Returns (i, j) index rows in the order of itertools.permutations(range(n), 2).
     """
     sc = np.array([engagement_raw(r) for r in replies], dtype=float)  # (n,)
-    t = np.array([np.nan if r.reply_time_diff_seconds is None else r.reply_time_diff_seconds
-                  for r in replies])  # (n,)
+    t = np.array(
+        [
+            np.nan if r.reply_time_diff_seconds is None else r.reply_time_diff_seconds
+            for r in replies
+        ]
+    )  # (n,)
     ok = (sc[:, None] > sc[None, :]) & (sc[:, None] >= ratio * np.maximum(sc[None, :], 1.0))
     earlier = t[:, None] < t[None, :]  # False wherever either time is unknown (NaN)
     return np.argwhere(ok & ~earlier)  # (n_valid, 2), row-major
@@ -156,8 +177,15 @@ def read_pairs(path: str | Path) -> list[Pair]:
         try:
             row = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
         except (UnicodeDecodeError, ValueError) as e:
-            errors.append(RowError(str(path), i, None, raw[:80].decode("utf-8", "replace"),
-                                   f"line is not valid JSON ({e})"))
+            errors.append(
+                RowError(
+                    str(path),
+                    i,
+                    None,
+                    raw[:80].decode("utf-8", "replace"),
+                    f"line is not valid JSON ({e})",
+                )
+            )
             continue
         pair, errs = _parse_pair(row, str(path), i)
         errors += errs

@@ -49,7 +49,8 @@ class SplitConfig:
         if abs(total - 1.0) > 1e-6:
             raise ValueError(
                 f"SplitConfig fractions must sum to 1, got {total:.6g} "
-                f"(sft={self.sft}, rl={self.rl}, gold={self.gold}, test={self.test})")
+                f"(sft={self.sft}, rl={self.rl}, gold={self.gold}, test={self.test})"
+            )
 
     def fractions(self) -> dict[str, float]:
         return {name: float(getattr(self, name)) for name in SPLITS}
@@ -66,8 +67,9 @@ def tweet_quartiles(records: Sequence[Record]) -> dict[str, int]:
     return {t: min(N_QUARTILES - 1, i * N_QUARTILES // n) for i, t in enumerate(order)}
 
 
-def split_records(records: Sequence[Record],
-                  cfg: SplitConfig | None = None) -> dict[str, list[Record]]:
+def split_records(
+    records: Sequence[Record], cfg: SplitConfig | None = None
+) -> dict[str, list[Record]]:
     """Split records by tweet_id into sft/rl/gold/test, stratified by engagement quartile.
 
     Returns:
@@ -110,15 +112,17 @@ def split_stats(splits: dict[str, list[Record]]) -> dict[str, dict]:
         counts = np.bincount([quart[t] for t in tweets], minlength=N_QUARTILES)
         rcounts = np.bincount([quart[r.tweet_id] for r in recs], minlength=N_QUARTILES)
         stats[name] = {
-            "records": len(recs), "tweets": len(tweets),
+            "records": len(recs),
+            "tweets": len(tweets),
             "quartile_proportions": (counts / max(len(tweets), 1)).round(4).tolist(),
             "record_quartile_proportions": (rcounts / max(len(recs), 1)).round(4).tolist(),
         }
     return stats
 
 
-def write_splits(out_dir: str | Path, splits: dict[str, list[Record]],
-                 cfg: SplitConfig | None = None) -> Path:
+def write_splits(
+    out_dir: str | Path, splits: dict[str, list[Record]], cfg: SplitConfig | None = None
+) -> Path:
     """Write `<split>.jsonl` for each split and `manifest.json`, atomically and reproducibly.
 
     The manifest holds counts, quartile proportions, seed and fractions (no timestamps, so the

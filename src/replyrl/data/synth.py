@@ -36,49 +36,132 @@ NEGATIVITY_PENALTY = 0.5
 LENGTH_BAND = (50.0, 150.0)
 LENGTH_WIDTH = 0.6  # std of the log-length falloff: 25 or 300 chars keep exp(-0.5*(0.69/0.6)^2)≈0.5
 GENERIC_WORDS = frozenset(
-    "nice agreed cool wow lol same this yes no true facts ok okay great awesome love it "
-    "omg yep nope meh based congrats thanks interesting".split()
+    ["nice", "agreed", "cool", "wow", "lol", "same", "this", "yes", "no", "true", "facts", "ok", "okay", "great", "awesome", "love", "it", "omg", "yep", "nope", "meh", "based", "congrats", "thanks", "interesting"]
 )
 
 # topic -> (items a tweet can be about, details a specific reply can pick up on)
 TOPICS: dict[str, tuple[list[str], list[str]]] = {
-    "tech": (["my first open source library", "a new mechanical keyboard", "a home server",
-              "a tiny web app", "my dotfiles", "a Rust rewrite of my CLI tool"],
-             ["documentation", "test suite", "release process", "build times", "error messages"]),
-    "sports": (["the marathon I trained for", "my Sunday league match", "a new climbing route",
-                "the morning swim", "my first half marathon"],
-               ["pacing", "warm-up", "training plan", "recovery days", "the last mile"]),
-    "food": (["homemade sourdough", "a ramen recipe", "my grandmother's lasagna",
-              "a new taco place downtown", "cold brew at home"],
-             ["crust", "broth", "seasoning", "ratio of water", "resting time"]),
-    "science": (["the lunar eclipse tonight", "a paper on octopus sleep", "my backyard telescope",
-                 "the tardigrade documentary", "a home chemistry kit"],
-                ["the methods section", "the photos", "the sample size", "the lens", "the data"]),
-    "gardening": (["my tomato plants", "a balcony herb garden", "the first strawberries",
-                   "a compost bin", "my sad little cactus"],
-                  ["watering schedule", "soil mix", "sunlight", "pruning", "the pots"]),
-    "books": (["a fantasy trilogy", "a book on habit building", "a classic I avoided for years",
-               "the library's new sci-fi shelf", "a poetry collection"],
-              ["the ending", "the second chapter", "the main character", "the pacing",
-               "the prose"]),
-    "travel": (["a weekend in Lisbon", "a night train across the Alps", "a solo camping trip",
-                "a road trip along the coast", "my first hostel stay"],
-               ["itinerary", "packing list", "budget", "the views", "local food"]),
-    "music": (["learning the guitar", "a vinyl I found at a flea market", "my first live gig",
-               "a synth I built from a kit", "the jazz festival"],
-              ["chord changes", "the sound", "practice routine", "setlist", "the bass line"]),
-    "pets": (["adopting a rescue dog", "my cat's new bed", "teaching the puppy to sit",
-              "a parrot that learned my ringtone", "the hamster's escape"],
-             ["treats", "vet visit", "walk routine", "training", "the toys"]),
-    "work": (["my first week at a new job", "a four-day work week trial", "a standing desk",
-              "finally clearing my inbox", "a presentation to the whole company"],
-             ["meetings", "the slides", "morning routine", "focus time", "feedback"]),
-    "fitness": (["a 30-day yoga challenge", "lifting three times a week", "a cold shower habit",
-                 "my step counter goal", "a new bike commute"],
-                ["form", "stretching", "consistency", "the route", "sleep"]),
-    "games": (["a cozy farming game", "a chess opening I learned", "a retro console I restored",
-               "a board game night", "a speedrun attempt"],
-              ["strategy", "the boss fight", "the soundtrack", "house rules", "the controls"]),
+    "tech": (
+        [
+            "my first open source library",
+            "a new mechanical keyboard",
+            "a home server",
+            "a tiny web app",
+            "my dotfiles",
+            "a Rust rewrite of my CLI tool",
+        ],
+        ["documentation", "test suite", "release process", "build times", "error messages"],
+    ),
+    "sports": (
+        [
+            "the marathon I trained for",
+            "my Sunday league match",
+            "a new climbing route",
+            "the morning swim",
+            "my first half marathon",
+        ],
+        ["pacing", "warm-up", "training plan", "recovery days", "the last mile"],
+    ),
+    "food": (
+        [
+            "homemade sourdough",
+            "a ramen recipe",
+            "my grandmother's lasagna",
+            "a new taco place downtown",
+            "cold brew at home",
+        ],
+        ["crust", "broth", "seasoning", "ratio of water", "resting time"],
+    ),
+    "science": (
+        [
+            "the lunar eclipse tonight",
+            "a paper on octopus sleep",
+            "my backyard telescope",
+            "the tardigrade documentary",
+            "a home chemistry kit",
+        ],
+        ["the methods section", "the photos", "the sample size", "the lens", "the data"],
+    ),
+    "gardening": (
+        [
+            "my tomato plants",
+            "a balcony herb garden",
+            "the first strawberries",
+            "a compost bin",
+            "my sad little cactus",
+        ],
+        ["watering schedule", "soil mix", "sunlight", "pruning", "the pots"],
+    ),
+    "books": (
+        [
+            "a fantasy trilogy",
+            "a book on habit building",
+            "a classic I avoided for years",
+            "the library's new sci-fi shelf",
+            "a poetry collection",
+        ],
+        ["the ending", "the second chapter", "the main character", "the pacing", "the prose"],
+    ),
+    "travel": (
+        [
+            "a weekend in Lisbon",
+            "a night train across the Alps",
+            "a solo camping trip",
+            "a road trip along the coast",
+            "my first hostel stay",
+        ],
+        ["itinerary", "packing list", "budget", "the views", "local food"],
+    ),
+    "music": (
+        [
+            "learning the guitar",
+            "a vinyl I found at a flea market",
+            "my first live gig",
+            "a synth I built from a kit",
+            "the jazz festival",
+        ],
+        ["chord changes", "the sound", "practice routine", "setlist", "the bass line"],
+    ),
+    "pets": (
+        [
+            "adopting a rescue dog",
+            "my cat's new bed",
+            "teaching the puppy to sit",
+            "a parrot that learned my ringtone",
+            "the hamster's escape",
+        ],
+        ["treats", "vet visit", "walk routine", "training", "the toys"],
+    ),
+    "work": (
+        [
+            "my first week at a new job",
+            "a four-day work week trial",
+            "a standing desk",
+            "finally clearing my inbox",
+            "a presentation to the whole company",
+        ],
+        ["meetings", "the slides", "morning routine", "focus time", "feedback"],
+    ),
+    "fitness": (
+        [
+            "a 30-day yoga challenge",
+            "lifting three times a week",
+            "a cold shower habit",
+            "my step counter goal",
+            "a new bike commute",
+        ],
+        ["form", "stretching", "consistency", "the route", "sleep"],
+    ),
+    "games": (
+        [
+            "a cozy farming game",
+            "a chess opening I learned",
+            "a retro console I restored",
+            "a board game night",
+            "a speedrun attempt",
+        ],
+        ["strategy", "the boss fight", "the soundtrack", "house rules", "the controls"],
+    ),
 }
 
 TWEET_TEMPLATES = [
@@ -123,8 +206,14 @@ SNARKY = [
     "This is boring. Nobody asked about {item}.",
     "Ugh, another post about {item}. Terrible idea and a waste of time.",
 ]
-KINDS = {"specific": SPECIFIC, "question": QUESTION, "generic": GENERIC,
-         "off_topic": OFF_TOPIC, "rambling": RAMBLING, "snarky": SNARKY}
+KINDS = {
+    "specific": SPECIFIC,
+    "question": QUESTION,
+    "generic": GENERIC,
+    "off_topic": OFF_TOPIC,
+    "rambling": RAMBLING,
+    "snarky": SNARKY,
+}
 
 
 def length_score(n_chars: np.ndarray | Sequence[int]) -> np.ndarray:
@@ -153,8 +242,10 @@ def audience_engagement(tweets: Sequence[str], replies: Sequence[str], encoder=N
         float64 array of len(replies); deterministic for given texts and encoder.
     """
     if len(tweets) != len(replies):
-        raise ValueError(f"audience_engagement: {len(tweets)} tweets but {len(replies)} replies; "
-                         "pass one tweet per reply")
+        raise ValueError(
+            f"audience_engagement: {len(tweets)} tweets but {len(replies)} replies; "
+            "pass one tweet per reply"
+        )
     if len(replies) == 0:
         return np.zeros(0)
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -166,8 +257,10 @@ def audience_engagement(tweets: Sequence[str], replies: Sequence[str], encoder=N
     # Encode every distinct text once, in one batch (tweets repeat across their replies).
     uniq = sorted(set(tweets) | set(replies))
     index = {t: i for i, t in enumerate(uniq)}
-    emb = np.asarray(encoder.encode(uniq, batch_size=64, normalize_embeddings=True,
-                                    show_progress_bar=False), dtype=np.float64)
+    emb = np.asarray(
+        encoder.encode(uniq, batch_size=64, normalize_embeddings=True, show_progress_bar=False),
+        dtype=np.float64,
+    )
     t_emb = emb[[index[t] for t in tweets]]
     r_emb = emb[[index[r] for r in replies]]
     relevance = np.clip(np.sum(t_emb * r_emb, axis=1), 0.0, 1.0)
@@ -176,25 +269,37 @@ def audience_engagement(tweets: Sequence[str], replies: Sequence[str], encoder=N
     compound = np.array([vader.polarity_scores(r)["compound"] for r in replies])
     sentiment = (compound + 1.0) / 2.0
     question = np.array([1.0 if "?" in r else 0.0 for r in replies])
-    appeal = (W_RELEVANCE * relevance + W_LENGTH * length + W_SENTIMENT * sentiment
-              + W_QUESTION * question)
+    appeal = (
+        W_RELEVANCE * relevance
+        + W_LENGTH * length
+        + W_SENTIMENT * sentiment
+        + W_QUESTION * question
+    )
     penalty = np.array([GENERIC_PENALTY if is_generic(r) else 1.0 for r in replies])
     penalty *= 1.0 - NEGATIVITY_PENALTY * np.maximum(0.0, -compound)
     return np.clip(appeal * penalty, 0.0, 1.0)
 
 
-def simulate_likes(appeal: np.ndarray, tweet_likes: np.ndarray, followers: np.ndarray,
-                   delay_s: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def simulate_likes(
+    appeal: np.ndarray,
+    tweet_likes: np.ndarray,
+    followers: np.ndarray,
+    delay_s: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Reply likes: Poisson around exp(text appeal + context effects) with lognormal noise.
 
     Context carries a share of the variance on purpose (as in real data), so the residual label
     has something to remove: popular tweets, big accounts and early replies collect more likes.
     """
-    log_rate = (-1.5 + 4.0 * appeal
-                + 0.30 * np.log1p(tweet_likes)
-                + 0.20 * np.log1p(followers)
-                - 0.35 * np.log1p(delay_s / 60.0)
-                + rng.normal(0.0, 0.4, size=appeal.shape))
+    log_rate = (
+        -1.5
+        + 4.0 * appeal
+        + 0.30 * np.log1p(tweet_likes)
+        + 0.20 * np.log1p(followers)
+        - 0.35 * np.log1p(delay_s / 60.0)
+        + rng.normal(0.0, 0.4, size=appeal.shape)
+    )
     return rng.poisson(np.exp(log_rate)).astype(int)
 
 
@@ -222,25 +327,43 @@ def synthesize(n_tweets: int = 100, seed: int = 0, encoder=None) -> list[Record]
         other_topic = topics[(topics.index(topic) + shift) % len(topics)]
         for j, kind in enumerate(kinds):
             text = _pick(rng, KINDS[kind]).format(
-                item=item, detail=_pick(rng, details), other=_pick(rng, TOPICS[other_topic][0]))
-            rows.append({
-                "tweet_id": f"synth-{seed}-{i:04d}", "tweet": tweet,
-                "reply_id": f"synth-{seed}-{i:04d}-{j}", "reply": f"{text[0].upper()}{text[1:]}",
-                "tweet_likes": tweet_likes, "kind": kind, "topic": topic,
-                "followers": int(rng.lognormal(5.0, 1.5)),
-                "delay": float(round(rng.lognormal(math.log(1800.0), 1.0), 1)),
-            })
+                item=item, detail=_pick(rng, details), other=_pick(rng, TOPICS[other_topic][0])
+            )
+            rows.append(
+                {
+                    "tweet_id": f"synth-{seed}-{i:04d}",
+                    "tweet": tweet,
+                    "reply_id": f"synth-{seed}-{i:04d}-{j}",
+                    "reply": f"{text[0].upper()}{text[1:]}",
+                    "tweet_likes": tweet_likes,
+                    "kind": kind,
+                    "topic": topic,
+                    "followers": int(rng.lognormal(5.0, 1.5)),
+                    "delay": float(round(rng.lognormal(math.log(1800.0), 1.0), 1)),
+                }
+            )
     appeal = audience_engagement([r["tweet"] for r in rows], [r["reply"] for r in rows], encoder)
     col = lambda k: np.array([r[k] for r in rows], dtype=float)  # noqa: E731
     likes = simulate_likes(appeal, col("tweet_likes"), col("followers"), col("delay"), rng)
     retweets = rng.binomial(likes, 0.1)
     return [
-        Record(tweet_id=r["tweet_id"], tweet=r["tweet"], reply=r["reply"],
-               reply_likes=int(likes[k]), reply_retweets=int(retweets[k]),
-               tweet_likes=r["tweet_likes"], reply_author_followers=r["followers"],
-               reply_time_diff_seconds=r["delay"], reply_id=r["reply_id"],
-               extra={"source": "synthetic", "reply_kind": r["kind"], "topic": r["topic"],
-                      "audience_appeal": round(float(appeal[k]), 6)})
+        Record(
+            tweet_id=r["tweet_id"],
+            tweet=r["tweet"],
+            reply=r["reply"],
+            reply_likes=int(likes[k]),
+            reply_retweets=int(retweets[k]),
+            tweet_likes=r["tweet_likes"],
+            reply_author_followers=r["followers"],
+            reply_time_diff_seconds=r["delay"],
+            reply_id=r["reply_id"],
+            extra={
+                "source": "synthetic",
+                "reply_kind": r["kind"],
+                "topic": r["topic"],
+                "audience_appeal": round(float(appeal[k]), 6),
+            },
+        )
         for k, r in enumerate(rows)
     ]
 

@@ -73,7 +73,12 @@ class Alarm:
 
 
 def _example(row: dict, i: int, why: str) -> dict:
-    return {"tweet_id": row["tweet_id"], "tweet": row["tweet"], "reply": row["replies"][i], "why": why}
+    return {
+        "tweet_id": row["tweet_id"],
+        "tweet": row["tweet"],
+        "reply": row["replies"][i],
+        "why": why,
+    }
 
 
 def _one_per_tweet(hits: list[tuple], n: int) -> list[tuple]:
@@ -97,10 +102,16 @@ def length_alarm(model: str, rows: list[dict], cfg: AlarmConfig) -> Alarm:
     threshold = max(cfg.min_length_chars, cfg.length_ratio * ref_len)
     fired = mean_len < threshold
     shortest = _one_per_tweet(sorted(lengths, key=lambda x: x[0]), cfg.n_examples) if fired else []
-    return Alarm("length_collapse", model, fired, mean_len, threshold,
-                 f"mean reply length {mean_len:.0f} chars vs references' {ref_len:.0f} "
-                 f"(alarm below {threshold:.0f})",
-                 [_example(row, i, f"{n} chars") for n, row, i in shortest])
+    return Alarm(
+        "length_collapse",
+        model,
+        fired,
+        mean_len,
+        threshold,
+        f"mean reply length {mean_len:.0f} chars vs references' {ref_len:.0f} "
+        f"(alarm below {threshold:.0f})",
+        [_example(row, i, f"{n} chars") for n, row, i in shortest],
+    )
 
 
 def duplicate_alarm(model: str, rows: list[dict], cfg: AlarmConfig) -> Alarm:
@@ -112,48 +123,84 @@ def duplicate_alarm(model: str, rows: list[dict], cfg: AlarmConfig) -> Alarm:
     fired = value > cfg.max_duplicate_rate
     examples = []
     if fired:
-        for k in np.argsort(rates)[::-1][:cfg.n_examples]:
+        for k in np.argsort(rates)[::-1][: cfg.n_examples]:
             row = rows[int(k)]
             keys = [" ".join(tokens(r)) for r in row["replies"]]
             top = max(set(keys), key=keys.count)
             i = keys.index(top)
             examples.append(_example(row, i, f"{keys.count(top)} of {len(keys)} replies identical"))
-    return Alarm("duplicates", model, fired, value, cfg.max_duplicate_rate,
-                 f"{value:.0%} of replies per tweet repeat another (alarm above "
-                 f"{cfg.max_duplicate_rate:.0%})", examples)
+    return Alarm(
+        "duplicates",
+        model,
+        fired,
+        value,
+        cfg.max_duplicate_rate,
+        f"{value:.0%} of replies per tweet repeat another (alarm above "
+        f"{cfg.max_duplicate_rate:.0%})",
+        examples,
+    )
 
 
 def offtopic_alarm(model: str, rows: list[dict], cfg: AlarmConfig) -> Alarm | None:
     """Share of replies the proxy scores high although they ignore the tweet; None without scores."""
-    if not rows or "proxy" not in rows[0]["reply_scores"] or "relevance" not in rows[0]["reply_scores"]:
+    if (
+        not rows
+        or "proxy" not in rows[0]["reply_scores"]
+        or "relevance" not in rows[0]["reply_scores"]
+    ):
         return None
     ref_proxy = np.concatenate([row["ref_scores"]["proxy"] for row in rows])
     high = float(np.quantile(ref_proxy, cfg.proxy_quantile))
 
     def flagged(proxy, rel):
-        return [i for i, (p, r) in enumerate(zip(proxy, rel)) if p >= high and r < cfg.relevance_floor]
+        return [
+            i for i, (p, r) in enumerate(zip(proxy, rel)) if p >= high and r < cfg.relevance_floor
+        ]
 
-    hits = [(row, i) for row in rows
-            for i in flagged(row["reply_scores"]["proxy"], row["reply_scores"]["relevance"])]
+    hits = [
+        (row, i)
+        for row in rows
+        for i in flagged(row["reply_scores"]["proxy"], row["reply_scores"]["relevance"])
+    ]
     n = sum(len(row["replies"]) for row in rows)
-    ref_hits = sum(len(flagged(row["ref_scores"]["proxy"], row["ref_scores"]["relevance"])) for row in rows)
+    ref_hits = sum(
+        len(flagged(row["ref_scores"]["proxy"], row["ref_scores"]["relevance"])) for row in rows
+    )
     share, ref_share = len(hits) / n, ref_hits / len(ref_proxy)
     threshold = max(cfg.max_offtopic_share, 2 * ref_share)
     fired = share > threshold
     hits.sort(key=lambda h: h[0]["reply_scores"]["relevance"][h[1]])
-    examples = [_example(row, i, f"proxy {row['reply_scores']['proxy'][i]:.3f} >= {high:.3f}, "
-                                 f"relevance {row['reply_scores']['relevance'][i]:.2f}")
-                for row, i in _one_per_tweet(hits, cfg.n_examples)] if fired else []
-    return Alarm("high_proxy_low_relevance", model, fired, share, threshold,
-                 f"{share:.0%} of replies score in the references' top "
-                 f"{1 - cfg.proxy_quantile:.0%} under the proxy with relevance < "
-                 f"{cfg.relevance_floor} (references: {ref_share:.0%}; alarm above {threshold:.0%})",
-                 examples)
+    examples = (
+        [
+            _example(
+                row,
+                i,
+                f"proxy {row['reply_scores']['proxy'][i]:.3f} >= {high:.3f}, "
+                f"relevance {row['reply_scores']['relevance'][i]:.2f}",
+            )
+            for row, i in _one_per_tweet(hits, cfg.n_examples)
+        ]
+        if fired
+        else []
+    )
+    return Alarm(
+        "high_proxy_low_relevance",
+        model,
+        fired,
+        share,
+        threshold,
+        f"{share:.0%} of replies score in the references' top "
+        f"{1 - cfg.proxy_quantile:.0%} under the proxy with relevance < "
+        f"{cfg.relevance_floor} (references: {ref_share:.0%}; alarm above {threshold:.0%})",
+        examples,
+    )
 
 
-def divergence_alarm(model: str, rows: list[dict], base: str, base_rows: list[dict],
-                     gold_key: str, cfg: AlarmConfig) -> Alarm:
+def divergence_alarm(
+    model: str, rows: list[dict], base: str, base_rows: list[dict], gold_key: str, cfg: AlarmConfig
+) -> Alarm:
     """Proxy above the baseline model's and gold below it, both by at least `divergence_min_d`."""
+
     def per_tweet(rs, key):
         return {r["tweet_id"]: float(np.mean(r["reply_scores"][key])) for r in rs}
 
@@ -168,19 +215,34 @@ def divergence_alarm(model: str, rows: list[dict], base: str, base_rows: list[di
         # Tweets where the proxy gained most while gold lost most: the replies that fooled it.
         common.sort(key=lambda t: -((p[t] - bp[t]) - (g[t] - bg[t])))
         by_id = {r["tweet_id"]: r for r in rows}
-        for t in common[:cfg.n_examples]:
+        for t in common[: cfg.n_examples]:
             row = by_id[t]
             i = int(np.argmax(row["reply_scores"]["proxy"]))
-            examples.append(_example(row, i, f"proxy {p[t] - bp[t]:+.3f}, {gold_key} {g[t] - bg[t]:+.3f} "
-                                             f"vs {base}"))
-    return Alarm("proxy_gold_divergence", model, fired, d_proxy - d_gold, 2 * cfg.divergence_min_d,
-                 f"vs {base}: proxy Cohen's d {d_proxy:+.2f}, {gold_key} d {d_gold:+.2f} "
-                 f"(alarm when proxy >= +{cfg.divergence_min_d} and gold <= -{cfg.divergence_min_d})",
-                 examples)
+            examples.append(
+                _example(
+                    row, i, f"proxy {p[t] - bp[t]:+.3f}, {gold_key} {g[t] - bg[t]:+.3f} vs {base}"
+                )
+            )
+    return Alarm(
+        "proxy_gold_divergence",
+        model,
+        fired,
+        d_proxy - d_gold,
+        2 * cfg.divergence_min_d,
+        f"vs {base}: proxy Cohen's d {d_proxy:+.2f}, {gold_key} d {d_gold:+.2f} "
+        f"(alarm when proxy >= +{cfg.divergence_min_d} and gold <= -{cfg.divergence_min_d})",
+        examples,
+    )
 
 
-def run_alarms(model: str, rows: list[dict], cfg: AlarmConfig, base: str | None = None,
-               base_rows: list[dict] | None = None, gold_key: str | None = None) -> list[dict]:
+def run_alarms(
+    model: str,
+    rows: list[dict],
+    cfg: AlarmConfig,
+    base: str | None = None,
+    base_rows: list[dict] | None = None,
+    gold_key: str | None = None,
+) -> list[dict]:
     """Every alarm that applies to one model's per-tweet rows, as plain dicts."""
     alarms = [length_alarm(model, rows, cfg), duplicate_alarm(model, rows, cfg)]
     off = offtopic_alarm(model, rows, cfg)

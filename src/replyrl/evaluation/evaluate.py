@@ -26,7 +26,12 @@ from typing import Literal
 
 from replyrl.evaluation.alarms import AlarmConfig
 from replyrl.evaluation.generate_cache import (
-    EvalTweet, Generator, cache_path, cached_generations, group_tweets, policy_generator,
+    EvalTweet,
+    Generator,
+    cache_path,
+    cached_generations,
+    group_tweets,
+    policy_generator,
 )
 from replyrl.evaluation.judge import Judge, JudgeConfig
 from replyrl.evaluation.scoring import Scorers, add_judge, score_references, score_run
@@ -34,10 +39,12 @@ from replyrl.evaluation.summary import build_summary
 from replyrl.generation import SamplingConfig
 from replyrl.io import atomic_write_json, read_jsonl, write_jsonl
 
-BERTSCORE_NOTE = ("BERTScore F1: greedy token matching (Zhang et al. 2020) on the last-layer token "
-                  "embeddings of {encoder}, no idf weighting, no baseline rescaling, best over the "
-                  "tweet's human replies (the bert-score package is not used: it downloads "
-                  "roberta-large).")
+BERTSCORE_NOTE = (
+    "BERTScore F1: greedy token matching (Zhang et al. 2020) on the last-layer token "
+    "embeddings of {encoder}, no idf weighting, no baseline rescaling, best over the "
+    "tweet's human replies (the bert-score package is not used: it downloads "
+    "roberta-large)."
+)
 
 
 @dataclass
@@ -80,8 +87,10 @@ class EvalConfig:
         if not self.ks or min(self.ks) < 1:
             raise ValueError(f"ks must be a non-empty list of k >= 1, got {self.ks}")
         if max(self.ks) > self.sampling.n:
-            raise ValueError(f"max k = {max(self.ks)} exceeds sampling.n = {self.sampling.n}; "
-                             "pass@k needs n >= k samples per tweet")
+            raise ValueError(
+                f"max k = {max(self.ks)} exceeds sampling.n = {self.sampling.n}; "
+                "pass@k needs n >= k samples per tweet"
+            )
         if not 0 <= self.pass_quantile <= 1:
             raise ValueError(f"pass_quantile must be in [0, 1], got {self.pass_quantile}")
         if self.max_tweets is not None and self.max_tweets < 1:
@@ -106,7 +115,9 @@ class ModelSpec:
 def parse_models(specs: list[str]) -> list[ModelSpec]:
     """Parse `NAME=PATH` (or a bare PATH, named by its folder) arguments."""
     if not specs:
-        raise ValueError("pass at least one --model NAME=PATH (PATH may be 'base' for the default model)")
+        raise ValueError(
+            "pass at least one --model NAME=PATH (PATH may be 'base' for the default model)"
+        )
     out: list[ModelSpec] = []
     for s in specs:
         name, sep, path = s.partition("=")
@@ -115,8 +126,12 @@ def parse_models(specs: list[str]) -> list[ModelSpec]:
         name, path = name.strip(), path.strip()
         if not name or not path:
             raise ValueError(f"--model expects NAME=PATH, got {s!r}")
-        if path not in ("base", "default") and "/" in path and not Path(path).expanduser().exists() \
-                and Path(path).expanduser().is_absolute():
+        if (
+            path not in ("base", "default")
+            and "/" in path
+            and not Path(path).expanduser().exists()
+            and Path(path).expanduser().is_absolute()
+        ):
             raise FileNotFoundError(f"--model {name}: path not found: {path}")
         m = re.search(r"seed_(\d+)", path)
         seed = int(m.group(1)) if m else sum(o.name == name for o in out)
@@ -132,18 +147,26 @@ def build_scorers(cfg: EvalConfig, synthetic: bool, encoder) -> Scorers:
     if cfg.proxy_reward:
         from replyrl.rewards.learned import load_reward_model
 
-        proxy, proxy_name = load_reward_model(cfg.proxy_reward).score, f"reward model {cfg.proxy_reward}"
+        proxy, proxy_name = (
+            load_reward_model(cfg.proxy_reward).score,
+            f"reward model {cfg.proxy_reward}",
+        )
     else:
         from replyrl.rewards.heuristic import HeuristicReward
 
         proxy, proxy_name = HeuristicReward().score, "heuristic reward (no proxy_reward given)"
-        notes.append("No proxy reward model was given (proxy_reward): the proxy score is the "
-                     "heuristic reward ensemble.")
+        notes.append(
+            "No proxy reward model was given (proxy_reward): the proxy score is the "
+            "heuristic reward ensemble."
+        )
     gold = gold_name = None
     if cfg.gold_reward:
         from replyrl.rewards.learned import load_reward_model
 
-        gold, gold_name = load_reward_model(cfg.gold_reward).score, f"reward model {cfg.gold_reward}"
+        gold, gold_name = (
+            load_reward_model(cfg.gold_reward).score,
+            f"reward model {cfg.gold_reward}",
+        )
     else:
         notes.append("No gold reward model was given (gold_reward): gold-RM columns are omitted.")
     audience = None
@@ -159,9 +182,17 @@ def _run_id(spec: ModelSpec) -> str:
     return f"{safe}__seed{spec.seed}"
 
 
-def evaluate(specs: list[ModelSpec], data: str | Path, out: str | Path, cfg: EvalConfig,
-             scorers: Scorers | None = None, generators: dict[str, Generator] | None = None,
-             judge_backend=None, encoder=None, tweets: list[EvalTweet] | None = None) -> dict:
+def evaluate(
+    specs: list[ModelSpec],
+    data: str | Path,
+    out: str | Path,
+    cfg: EvalConfig,
+    scorers: Scorers | None = None,
+    generators: dict[str, Generator] | None = None,
+    judge_backend=None,
+    encoder=None,
+    tweets: list[EvalTweet] | None = None,
+) -> dict:
     """Evaluate every run and write the report; returns the summary.
 
     Args:
@@ -182,7 +213,7 @@ def evaluate(specs: list[ModelSpec], data: str | Path, out: str | Path, cfg: Eva
     if tweets is None:
         tweets = group_tweets(load_records(data).records, cfg.max_tweets)
     elif cfg.max_tweets:
-        tweets = tweets[:cfg.max_tweets]
+        tweets = tweets[: cfg.max_tweets]
     synthetic = all(t.synthetic for t in tweets)
     encoder = encoder or load_encoder(cfg.encoder)
     scorers = scorers or build_scorers(cfg, synthetic, encoder)
@@ -199,32 +230,56 @@ def evaluate(specs: list[ModelSpec], data: str | Path, out: str | Path, cfg: Eva
         gens = cached_generations(path, tweets, gen, cfg.sampling.n)
         if ref_scores is None:
             ref_scores = score_references(gens, scorers, encoder)
-        rows = score_run(gens, ref_scores, scorers, encoder, cfg.ks, cfg.pass_judge,
-                         cfg.pass_criterion, cfg.pass_quantile, progress=True)
+        rows = score_run(
+            gens,
+            ref_scores,
+            scorers,
+            encoder,
+            cfg.ks,
+            cfg.pass_judge,
+            cfg.pass_criterion,
+            cfg.pass_quantile,
+            progress=True,
+        )
         if judge is not None:
             add_judge(rows, judge, cfg.judge.replies_per_tweet, cfg.judge.max_tweets)
         write_jsonl(out / "results" / f"{rid}.jsonl", rows)
-        runs.append({"id": rid, "name": spec.name, "path": spec.path, "seed": spec.seed,
-                     "cache": str(path)})
+        runs.append(
+            {"id": rid, "name": spec.name, "path": spec.path, "seed": spec.seed, "cache": str(path)}
+        )
         rows_by_run[rid] = rows
     notes = list(scorers.notes)
     if synthetic:
-        notes.insert(0, "These results are on SYNTHETIC data (replyrl.data.synth): the "
-                        "'audience' column is the simulated audience's known engagement.")
+        notes.insert(
+            0,
+            "These results are on SYNTHETIC data (replyrl.data.synth): the "
+            "'audience' column is the simulated audience's known engagement.",
+        )
     if judge is not None and cfg.judge.backend == "local":
-        notes.append(f"LLM judge: local model {cfg.judge.model or 'SmolLM2-135M-Instruct (default)'}, "
-                     "P(A) from next-token log-probs of 'A' vs 'B', position-swapped.")
+        notes.append(
+            f"LLM judge: local model {cfg.judge.model or 'SmolLM2-135M-Instruct (default)'}, "
+            "P(A) from next-token log-probs of 'A' vs 'B', position-swapped."
+        )
     meta = {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "data": str(data), "synthetic": synthetic, "n_tweets": len(tweets),
-        "proxy": scorers.proxy_name, "gold": scorers.gold_name,
+        "data": str(data),
+        "synthetic": synthetic,
+        "n_tweets": len(tweets),
+        "proxy": scorers.proxy_name,
+        "gold": scorers.gold_name,
         "encoder": cfg.encoder or DEFAULT_ENCODER,
         "bertscore": BERTSCORE_NOTE.format(encoder=cfg.encoder or DEFAULT_ENCODER),
-        "pass": {"judge": cfg.pass_judge, "criterion": cfg.pass_criterion,
-                 "quantile": cfg.pass_quantile},
-        "judge": None if judge is None else {"backend": cfg.judge.backend,
-                                             "model": cfg.judge.model or "default policy"},
-        "notes": notes, "config": dataclasses.asdict(cfg), "runs": runs,
+        "pass": {
+            "judge": cfg.pass_judge,
+            "criterion": cfg.pass_criterion,
+            "quantile": cfg.pass_quantile,
+        },
+        "judge": None
+        if judge is None
+        else {"backend": cfg.judge.backend, "model": cfg.judge.model or "default policy"},
+        "notes": notes,
+        "config": dataclasses.asdict(cfg),
+        "runs": runs,
     }
     atomic_write_json(out / "runs.json", meta)
     return _finish(out, meta, runs, rows_by_run, cfg)
@@ -233,8 +288,15 @@ def evaluate(specs: list[ModelSpec], data: str | Path, out: str | Path, cfg: Eva
 def _finish(out: Path, meta: dict, runs: list[dict], rows_by_run: dict, cfg: EvalConfig) -> dict:
     from replyrl.evaluation.report import write_report
 
-    summary = build_summary(meta, runs, rows_by_run, cfg.alarms, n_boot=cfg.bootstrap,
-                            seed=cfg.seed, baseline=cfg.baseline)
+    summary = build_summary(
+        meta,
+        runs,
+        rows_by_run,
+        cfg.alarms,
+        n_boot=cfg.bootstrap,
+        seed=cfg.seed,
+        baseline=cfg.baseline,
+    )
     # Strict JSON for other tools: NaN/inf (undefined tests, constant samples) become null.
     atomic_write_json(out / "summary.json", _strict_json(summary))
     write_report(out, summary, rows_by_run)
@@ -258,8 +320,10 @@ def rebuild(out: str | Path) -> dict:
     out = Path(out)
     meta_file = out / "runs.json"
     if not meta_file.exists():
-        raise FileNotFoundError(f"{out} is not an evaluation folder (no runs.json); "
-                                "run `replyrl evaluate ... --out DIR` first")
+        raise FileNotFoundError(
+            f"{out} is not an evaluation folder (no runs.json); "
+            "run `replyrl evaluate ... --out DIR` first"
+        )
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
     cfg = from_dict(EvalConfig, meta["config"], where=str(out / "runs.json"))
     runs = meta["runs"]

@@ -47,8 +47,14 @@ def group_tweets(records, max_tweets: int | None = None) -> list[EvalTweet]:
     for tid, recs in groups.items():
         # Stable sort: ties keep file order, so the reference is deterministic.
         recs = sorted(recs, key=lambda r: -(r.reply_likes + 2 * r.reply_retweets))
-        out.append(EvalTweet(tid, recs[0].tweet, [r.reply for r in recs],
-                             any(r.extra.get("source") == "synthetic" for r in recs)))
+        out.append(
+            EvalTweet(
+                tid,
+                recs[0].tweet,
+                [r.reply for r in recs],
+                any(r.extra.get("source") == "synthetic" for r in recs),
+            )
+        )
     if not out:
         raise ValueError("the test data has no records; pass a non-empty --data file")
     return out[:max_tweets] if max_tweets else out
@@ -79,8 +85,9 @@ def cache_key(model_path: str | None, sampling: SamplingConfig) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cache_path(cache_dir: str | Path, name: str, model_path: str | None,
-               sampling: SamplingConfig) -> Path:
+def cache_path(
+    cache_dir: str | Path, name: str, model_path: str | None, sampling: SamplingConfig
+) -> Path:
     """`<cache_dir>/<name>-<key>.jsonl`."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     return Path(cache_dir) / f"{safe}-{cache_key(model_path, sampling)}.jsonl"
@@ -90,7 +97,9 @@ Generator = Callable[[list[str]], list[list[str]]]
 """Maps tweets to n replies each (a loaded policy, or a fake one in tests)."""
 
 
-def policy_generator(model_path: str | None, sampling: SamplingConfig, device: str = "cpu") -> Generator:
+def policy_generator(
+    model_path: str | None, sampling: SamplingConfig, device: str = "cpu"
+) -> Generator:
     """A generator that loads the policy on first use (a full cache hit loads nothing)."""
     state: dict = {}
 
@@ -99,14 +108,17 @@ def policy_generator(model_path: str | None, sampling: SamplingConfig, device: s
         from replyrl.models import load_policy
 
         if "model" not in state:
-            state["model"], state["tok"] = load_policy(model_path, device=device, merge_adapter=True)  # merged: faster
+            state["model"], state["tok"] = load_policy(
+                model_path, device=device, merge_adapter=True
+            )  # merged: faster
         return generate_replies(state["model"], state["tok"], tweets, sampling, progress=True)
 
     return gen
 
 
-def cached_generations(path: Path, tweets: Sequence[EvalTweet], generate: Generator,
-                       n: int) -> list[dict]:
+def cached_generations(
+    path: Path, tweets: Sequence[EvalTweet], generate: Generator, n: int
+) -> list[dict]:
     """Replies for every tweet, from the cache file where present, generating the rest.
 
     Returns one row per tweet, in the order of `tweets`:
@@ -121,11 +133,18 @@ def cached_generations(path: Path, tweets: Sequence[EvalTweet], generate: Genera
     if missing:
         replies = generate([t.tweet for t in missing])
         if len(replies) != len(missing) or any(len(r) != n for r in replies):
-            raise RuntimeError(f"generator returned {len(replies)} reply lists for {len(missing)} "
-                               f"tweets (expected {n} replies each)")
+            raise RuntimeError(
+                f"generator returned {len(replies)} reply lists for {len(missing)} "
+                f"tweets (expected {n} replies each)"
+            )
         for t, rs in zip(missing, replies):
-            have[t.tweet_id] = {"tweet_id": t.tweet_id, "tweet": t.tweet, "reference": t.reference,
-                                "references": t.references, "replies": list(rs)}
+            have[t.tweet_id] = {
+                "tweet_id": t.tweet_id,
+                "tweet": t.tweet,
+                "reference": t.reference,
+                "references": t.references,
+                "replies": list(rs),
+            }
         # Rewrite the whole file atomically: a kill mid-write never leaves a torn line.
         write_jsonl(path, list(have.values()))
     return [have[t.tweet_id] for t in tweets]

@@ -71,8 +71,10 @@ class JudgeConfig:
         if self.replies_per_tweet < 1 or self.batch_size < 1 or self.retries < 0:
             raise ValueError("judge.replies_per_tweet and judge.batch_size must be >= 1")
         if self.enabled and self.backend != "local" and not self.model:
-            raise ValueError(f"judge.model is required for the {self.backend} backend "
-                             "(e.g. --set judge.model=gpt-4o-mini)")
+            raise ValueError(
+                f"judge.model is required for the {self.backend} backend "
+                "(e.g. --set judge.model=gpt-4o-mini)"
+            )
 
 
 def judge_prompt(tweet: str, a: str, b: str) -> str:
@@ -112,7 +114,7 @@ class LocalBackend:
 
             starts = track(starts, description=f"Judging {len(prompts)} ordered pairs")
         for s in starts:
-            texts = [self._text(p) for p in prompts[s:s + self.batch_size]]
+            texts = [self._text(p) for p in prompts[s : s + self.batch_size]]
             enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
             with torch.no_grad():
                 logits = self.model(**enc).logits[:, -1, :].float()  # (B, vocab) next token
@@ -133,12 +135,18 @@ class ApiBackend:
         env = cfg.api_key_env or _DEFAULT_KEY_ENV[self.kind]
         self._key = os.environ.get(env)
         if not self._key:
-            raise JudgeError(f"the {self.kind} judge needs an API key in the environment variable "
-                             f"{env}; set it, or use --set judge.backend=local")
+            raise JudgeError(
+                f"the {self.kind} judge needs an API key in the environment variable "
+                f"{env}; set it, or use --set judge.backend=local"
+            )
 
     def _post(self, url: str, body: dict, headers: dict) -> dict:
-        req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"content-type": "application/json", **headers})
+        req = urllib.request.Request(
+            url,
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"content-type": "application/json", **headers},
+        )
         for attempt in range(self.cfg.retries + 1):
             try:
                 with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
@@ -146,22 +154,33 @@ class ApiBackend:
             except urllib.error.HTTPError as e:
                 # Rate limits and overloads pass; anything else (bad key, bad model) will not.
                 if e.code in (429, 500, 502, 503, 529) and attempt < self.cfg.retries:
-                    time.sleep(2.0 ** attempt)
+                    time.sleep(2.0**attempt)
                     continue
                 detail = e.read().decode(errors="replace")[:300].replace(self._key, "***")
-                raise JudgeError(f"{self.kind} judge at {url} answered HTTP {e.code}: {detail}") from None
+                raise JudgeError(
+                    f"{self.kind} judge at {url} answered HTTP {e.code}: {detail}"
+                ) from None
             except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as e:
                 raise JudgeError(f"{self.kind} judge at {url} failed: {e}") from None
         raise AssertionError("unreachable")
 
     def _one(self, prompt: str) -> float:
         if self.kind == "openai":
-            data = self._post(f"{self.url}/chat/completions", {
-                "model": self.cfg.model, "max_tokens": 1, "temperature": 0,
-                "logprobs": True, "top_logprobs": 5,
-                "messages": [{"role": "system", "content": JUDGE_SYSTEM},
-                             {"role": "user", "content": prompt}],
-            }, {"authorization": f"Bearer {self._key}"})
+            data = self._post(
+                f"{self.url}/chat/completions",
+                {
+                    "model": self.cfg.model,
+                    "max_tokens": 1,
+                    "temperature": 0,
+                    "logprobs": True,
+                    "top_logprobs": 5,
+                    "messages": [
+                        {"role": "system", "content": JUDGE_SYSTEM},
+                        {"role": "user", "content": prompt},
+                    ],
+                },
+                {"authorization": f"Bearer {self._key}"},
+            )
             choice = (data.get("choices") or [{}])[0]
             top = ((choice.get("logprobs") or {}).get("content") or [{}])[0].get("top_logprobs")
             if top:
@@ -174,11 +193,20 @@ class ApiBackend:
                     return p["A"] / (p["A"] + p["B"])
             text = (choice.get("message") or {}).get("content") or ""
         else:
-            data = self._post(f"{self.url}/v1/messages", {
-                "model": self.cfg.model, "max_tokens": 1, "temperature": 0,
-                "system": JUDGE_SYSTEM, "messages": [{"role": "user", "content": prompt}],
-            }, {"x-api-key": self._key, "anthropic-version": "2023-06-01"})
-            text = "".join(c.get("text", "") for c in data.get("content", []) if isinstance(c, dict))
+            data = self._post(
+                f"{self.url}/v1/messages",
+                {
+                    "model": self.cfg.model,
+                    "max_tokens": 1,
+                    "temperature": 0,
+                    "system": JUDGE_SYSTEM,
+                    "messages": [{"role": "user", "content": prompt}],
+                },
+                {"x-api-key": self._key, "anthropic-version": "2023-06-01"},
+            )
+            text = "".join(
+                c.get("text", "") for c in data.get("content", []) if isinstance(c, dict)
+            )
         letter = text.strip()[:1].upper()
         # A reply that is neither letter counts as no preference rather than a silent win.
         return {"A": 1.0, "B": 0.0}.get(letter, 0.5)
@@ -201,8 +229,11 @@ class Judge:
 
     def _backend(self):
         if self.backend is None:
-            self.backend = (LocalBackend(self.cfg.model, self.cfg.batch_size)
-                            if self.cfg.backend == "local" else ApiBackend(self.cfg))
+            self.backend = (
+                LocalBackend(self.cfg.model, self.cfg.batch_size)
+                if self.cfg.backend == "local"
+                else ApiBackend(self.cfg)
+            )
         return self.backend
 
     def _key(self, prompt: str) -> str:
@@ -211,7 +242,7 @@ class Judge:
 
     def prob_better(self, triples: list[tuple[str, str, str]]) -> list[float]:
         """P(candidate beats reference) for each (tweet, candidate, reference), swap-averaged."""
-        first = [judge_prompt(t, c, r) for t, c, r in triples]   # candidate is A
+        first = [judge_prompt(t, c, r) for t, c, r in triples]  # candidate is A
         second = [judge_prompt(t, r, c) for t, c, r in triples]  # candidate is B
         prompts = first + second
         todo = sorted({p for p in prompts if self._key(p) not in self.cache})

@@ -44,8 +44,11 @@ def _read_history(path: Path) -> list[dict]:
 
 def _series(rows: list[dict], keys: tuple[str, ...]) -> list[tuple[float, float]]:
     for k in keys:
-        pts = [(float(r.get("step", i)), float(r[k])) for i, r in enumerate(rows)
-               if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]
+        pts = [
+            (float(r.get("step", i)), float(r[k]))
+            for i, r in enumerate(rows)
+            if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])
+        ]
         if pts:
             return pts
     return []
@@ -60,11 +63,13 @@ def _tb_series(tb_dir: Path, keys: tuple[str, ...]) -> list[tuple[float, float]]
         acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
         acc.Reload()
         tags = set(acc.Tags().get("scalars", []))
-    except Exception:  # noqa: BLE001 - a corrupt event file must not break the report
+    except Exception:
         return []
     for k in keys:
         if k in tags:
-            return [(float(e.step), float(e.value)) for e in acc.Scalars(k) if math.isfinite(e.value)]
+            return [
+                (float(e.step), float(e.value)) for e in acc.Scalars(k) if math.isfinite(e.value)
+            ]
     return []
 
 
@@ -73,12 +78,20 @@ def training_curves(model_path: str | None) -> dict | None:
     folder = run_folder(model_path)
     if folder is None:
         return None
-    rows = _read_history(folder / "log_history.jsonl") if (folder / "log_history.jsonl").exists() else []
+    rows = (
+        _read_history(folder / "log_history.jsonl")
+        if (folder / "log_history.jsonl").exists()
+        else []
+    )
     kl, reward = _series(rows, KL_KEYS), _series(rows, REWARD_KEYS)
     if (not kl or not reward) and (folder / "tb").is_dir():
         kl = kl or _tb_series(folder / "tb", KL_KEYS)
         reward = reward or _tb_series(folder / "tb", REWARD_KEYS)
     if not kl and not reward:
         return None
-    return {"folder": str(folder), "kl": kl, "reward": reward,
-            "final_kl": kl[-1][1] if kl else None}
+    return {
+        "folder": str(folder),
+        "kl": kl,
+        "reward": reward,
+        "final_kl": kl[-1][1] if kl else None,
+    }

@@ -50,7 +50,9 @@ def tokens(text: str) -> list[str]:
 
 def distinct_n(replies: Sequence[str], n: int) -> float:
     """Unique n-grams / total n-grams over all replies; NaN when there is no n-gram at all."""
-    grams = [tuple(t[i:i + n]) for r in replies for t in [tokens(r)] for i in range(len(t) - n + 1)]
+    grams = [
+        tuple(t[i : i + n]) for r in replies for t in [tokens(r)] for i in range(len(t) - n + 1)
+    ]
     return len(set(grams)) / len(grams) if grams else float("nan")
 
 
@@ -59,8 +61,10 @@ def self_bleu(replies: Sequence[str]) -> float:
     if len(replies) < 2:
         return float("nan")
     bleu = _bleu()
-    scores = [bleu.sentence_score(r, [o for j, o in enumerate(replies) if j != i]).score
-              for i, r in enumerate(replies)]
+    scores = [
+        bleu.sentence_score(r, [o for j, o in enumerate(replies) if j != i]).score
+        for i, r in enumerate(replies)
+    ]
     return float(np.mean(scores))
 
 
@@ -100,8 +104,12 @@ def embed(encoder, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     uniq = sorted(set(texts))
     if not uniq:
         return np.zeros((0, 1))
-    emb = np.asarray(encoder.encode(uniq, batch_size=batch_size, normalize_embeddings=True,
-                                    show_progress_bar=False), dtype=np.float64)
+    emb = np.asarray(
+        encoder.encode(
+            uniq, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
+        ),
+        dtype=np.float64,
+    )
     index = {t: i for i, t in enumerate(uniq)}
     return emb[[index[t] for t in texts]]
 
@@ -121,8 +129,9 @@ def token_embeddings(encoder, texts: Sequence[str], batch_size: int = 64) -> dic
     uniq = sorted(set(texts))
     if not uniq:
         return {}
-    out = encoder.encode(uniq, batch_size=batch_size, output_value="token_embeddings",
-                         show_progress_bar=False)
+    out = encoder.encode(
+        uniq, batch_size=batch_size, output_value="token_embeddings", show_progress_bar=False
+    )
     result = {}
     for t, e in zip(uniq, out):
         e = np.asarray(e.float().cpu().numpy() if hasattr(e, "cpu") else e, dtype=np.float64)
@@ -141,8 +150,9 @@ def bertscore_f1(cand: np.ndarray, ref: np.ndarray) -> float:
     return float(2 * p * r / (p + r)) if p + r > 0 else 0.0
 
 
-def bertscore(replies: Sequence[str], references: Sequence[str],
-              tok_emb: dict[str, np.ndarray]) -> list[float]:
+def bertscore(
+    replies: Sequence[str], references: Sequence[str], tok_emb: dict[str, np.ndarray]
+) -> list[float]:
     """BERTScore F1 of each reply, the best over the references (as bert-score does for multi-ref)."""
     return [max(bertscore_f1(tok_emb[r], tok_emb[ref]) for ref in references) for r in replies]
 

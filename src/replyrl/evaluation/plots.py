@@ -95,12 +95,19 @@ def engagement_vs_kl_plot(summary: dict) -> bytes | None:
             xs, ys = [], []
             for run in model["runs"]:
                 t = training.get(run["id"])
-                kl = t["final_kl"] if t and t.get("final_kl") is not None else (0.0 if not run["path"] else None)
+                kl = (
+                    t["final_kl"]
+                    if t and t.get("final_kl") is not None
+                    else (0.0 if not run["path"] else None)
+                )
                 if kl is None:
                     continue
                 xs.append(kl)
-                ys.append(model["metrics"][key]["seed_mean"] if len(model["runs"]) > 1
-                          else model["metrics"][key]["mean"])
+                ys.append(
+                    model["metrics"][key]["seed_mean"]
+                    if len(model["runs"]) > 1
+                    else model["metrics"][key]["mean"]
+                )
             if xs:
                 ax.scatter(xs, ys, label=name)
         ax.set_xlabel("KL from reference (final training log)")

@@ -44,35 +44,83 @@ def blocks(summary: dict) -> list[Block]:
     """The report content, in reading order."""
     b: list[Block] = [("h", 1, "replyrl evaluation report")]
     if summary["synthetic"]:
-        b.append(("warn", "SYNTHETIC DATA: these results come from the synthetic sample "
-                          "(replyrl.data.synth), not from real users."))
-    b.append(("p", f"Test data: {summary['data']} — {summary['n_tweets']} tweets; "
-                   f"generated {summary['created']}. Proxy: {summary['proxy']}. "
-                   f"Gold: {summary['gold'] or 'none'}. Encoder: {summary['encoder']}."))
+        b.append(
+            (
+                "warn",
+                "SYNTHETIC DATA: these results come from the synthetic sample "
+                "(replyrl.data.synth), not from real users.",
+            )
+        )
+    b.append(
+        (
+            "p",
+            f"Test data: {summary['data']} — {summary['n_tweets']} tweets; "
+            f"generated {summary['created']}. Proxy: {summary['proxy']}. "
+            f"Gold: {summary['gold'] or 'none'}. Encoder: {summary['encoder']}.",
+        )
+    )
     p = summary["pass"]
-    crit = ("the best-engaged human reply's score" if p["criterion"] == "reference"
-            else f"the {p['quantile']:.2f}-quantile of the "
-                 f"{'tweet' if p['criterion'] == 'tweet_quantile' else 'whole reference set'}'s scores")
-    b.append(("p", f"Pass@k: a reply passes when its {p['judge']} score is ≥ {crit}; unbiased "
-                   "estimator 1 − C(n−c,k)/C(n,k) per tweet, averaged. Cells: mean "
-                   "[bootstrap 95 % CI]; with several seeds also mean ± std of the seed means."))
+    crit = (
+        "the best-engaged human reply's score"
+        if p["criterion"] == "reference"
+        else f"the {p['quantile']:.2f}-quantile of the "
+        f"{'tweet' if p['criterion'] == 'tweet_quantile' else 'whole reference set'}'s scores"
+    )
+    b.append(
+        (
+            "p",
+            f"Pass@k: a reply passes when its {p['judge']} score is ≥ {crit}; unbiased "
+            "estimator 1 − C(n−c,k)/C(n,k) per tweet, averaged. Cells: mean "
+            "[bootstrap 95 % CI]; with several seeds also mean ± std of the seed means.",
+        )
+    )
     b.append(("p", summary["bertscore"]))
     for note in summary["notes"]:
         b.append(("p", f"Note: {note}"))
 
     metrics = summary["metrics"]
-    groups = [("Pass@k", [m for m in metrics if m.startswith("pass@")]),
-              ("Engagement and quality", [m for m in ("proxy", "gold", "audience", "judge_win", "relevance",
-                                                      "rouge_l", "bertscore_f1") if m in metrics]),
-              ("Diversity and length", [m for m in ("self_bleu", "distinct_1", "distinct_2",
-                                                    "semantic_diversity", "length", "duplicate_rate")
-                                        if m in metrics])]
+    groups = [
+        ("Pass@k", [m for m in metrics if m.startswith("pass@")]),
+        (
+            "Engagement and quality",
+            [
+                m
+                for m in (
+                    "proxy",
+                    "gold",
+                    "audience",
+                    "judge_win",
+                    "relevance",
+                    "rouge_l",
+                    "bertscore_f1",
+                )
+                if m in metrics
+            ],
+        ),
+        (
+            "Diversity and length",
+            [
+                m
+                for m in (
+                    "self_bleu",
+                    "distinct_1",
+                    "distinct_2",
+                    "semantic_diversity",
+                    "length",
+                    "duplicate_rate",
+                )
+                if m in metrics
+            ],
+        ),
+    ]
     for title, ms in groups:
         if not ms:
             continue
         b.append(("h", 2, title))
-        rows = [[name] + [_cell(model["metrics"].get(m)) for m in ms]
-                for name, model in summary["models"].items()]
+        rows = [
+            [name] + [_cell(model["metrics"].get(m)) for m in ms]
+            for name, model in summary["models"].items()
+        ]
         refs = summary.get("references", {})
         if any(m in refs for m in ms):
             rows.append(["human reference (best-engaged)"] + [_cell(refs.get(m)) for m in ms])
@@ -80,39 +128,106 @@ def blocks(summary: dict) -> list[Block]:
 
     b.append(("h", 2, "Plots"))
     b.append(("img", "Pass@k curves", plots.pass_at_k_plot(summary), "no pass@k metrics"))
-    b.append(("img", "Diversity–quality plane", plots.diversity_quality_plot(summary),
-              "no engagement or diversity metric"))
-    b.append(("img", "Proxy and gold engagement vs KL", plots.engagement_vs_kl_plot(summary),
-              "no evaluated model has training logs with a KL (log_history.jsonl or tb/ beside "
-              "the adapter)"))
-    b.append(("img", "Training reward and KL curves", plots.training_curves_plot(summary),
-              "no training logs found beside the evaluated adapters"))
+    b.append(
+        (
+            "img",
+            "Diversity–quality plane",
+            plots.diversity_quality_plot(summary),
+            "no engagement or diversity metric",
+        )
+    )
+    b.append(
+        (
+            "img",
+            "Proxy and gold engagement vs KL",
+            plots.engagement_vs_kl_plot(summary),
+            "no evaluated model has training logs with a KL (log_history.jsonl or tb/ beside "
+            "the adapter)",
+        )
+    )
+    b.append(
+        (
+            "img",
+            "Training reward and KL curves",
+            plots.training_curves_plot(summary),
+            "no training logs found beside the evaluated adapters",
+        )
+    )
 
     b.append(("h", 2, "Reward-hacking alarms"))
     fired = [a for a in summary["alarms"] if a["triggered"]]
-    b.append(("p", f"{len(fired)} alarm(s) raised over {len(summary['alarms'])} checks."
-              + ("" if summary.get("gold_key") else " Proxy–gold divergence not checked: no gold score.")))
-    b.append(("table", ["model", "check", "status", "finding"],
-              [[a["model"], a["name"], "ALARM" if a["triggered"] else "ok", a["message"]]
-               for a in summary["alarms"]]))
+    b.append(
+        (
+            "p",
+            f"{len(fired)} alarm(s) raised over {len(summary['alarms'])} checks."
+            + (
+                ""
+                if summary.get("gold_key")
+                else " Proxy–gold divergence not checked: no gold score."
+            ),
+        )
+    )
+    b.append(
+        (
+            "table",
+            ["model", "check", "status", "finding"],
+            [
+                [a["model"], a["name"], "ALARM" if a["triggered"] else "ok", a["message"]]
+                for a in summary["alarms"]
+            ],
+        )
+    )
     for a in fired:
         b.append(("h", 3, f"{a['model']}: {a['name']}"))
-        b.append(("table", ["tweet", "reply", "why"],
-                  [[e["tweet"], e["reply"], e["why"]] for e in a["examples"]]))
+        b.append(
+            (
+                "table",
+                ["tweet", "reply", "why"],
+                [[e["tweet"], e["reply"], e["why"]] for e in a["examples"]],
+            )
+        )
 
     comps = summary["comparisons"]
     if comps:
         b.append(("h", 2, "Significance between models"))
-        b.append(("p", "Mann–Whitney U (two-sided) and Cohen's d (a − b, pooled sd) on the pooled "
-                       "per-tweet values of all seeds; p < 0.05 marked *."))
-        b.append(("table", ["metric", "a", "b", "mean a", "mean b", "U", "p", "d"],
-                  [[_label(c["metric"]), c["a"], c["b"], _fmt(c["mean_a"]), _fmt(c["mean_b"]),
-                    _fmt(c["u"], 1), _fmt(c["p"], 4) + (" *" if c["p"] < 0.05 else ""), _fmt(c["d"], 2)]
-                   for c in comps]))
+        b.append(
+            (
+                "p",
+                "Mann–Whitney U (two-sided) and Cohen's d (a − b, pooled sd) on the pooled "
+                "per-tweet values of all seeds; p < 0.05 marked *.",
+            )
+        )
+        b.append(
+            (
+                "table",
+                ["metric", "a", "b", "mean a", "mean b", "U", "p", "d"],
+                [
+                    [
+                        _label(c["metric"]),
+                        c["a"],
+                        c["b"],
+                        _fmt(c["mean_a"]),
+                        _fmt(c["mean_b"]),
+                        _fmt(c["u"], 1),
+                        _fmt(c["p"], 4) + (" *" if c["p"] < 0.05 else ""),
+                        _fmt(c["d"], 2),
+                    ]
+                    for c in comps
+                ],
+            )
+        )
     b.append(("h", 2, "Runs"))
-    b.append(("table", ["model", "seed", "path", "generation cache"],
-              [[r["name"], str(r["seed"]), r["path"] or "default policy", Path(r["cache"]).name]
-               for m in summary["models"].values() for r in m["runs"]]))
+    b.append(
+        (
+            "table",
+            ["model", "seed", "path", "generation cache"],
+            [
+                [r["name"], str(r["seed"]), r["path"] or "default policy", Path(r["cache"]).name]
+                for m in summary["models"].values()
+                for r in m["runs"]
+            ],
+        )
+    )
     return b
 
 
@@ -136,7 +251,9 @@ def to_markdown(bs: list[Block], img_dir: str | None = None) -> str:
             out.append("|" + "---|" * len(head))
             out.extend("| " + " | ".join(map(_md_escape, r)) + " |" for r in rows)
         elif kind == "img":
-            out.append(f"*{blk[1]}: see report.html*" if blk[2] else f"*{blk[1]}: skipped — {blk[3]}.*")
+            out.append(
+                f"*{blk[1]}: see report.html*" if blk[2] else f"*{blk[1]}: skipped — {blk[3]}.*"
+            )
         out.append("")
     return "\n".join(out)
 
@@ -149,8 +266,10 @@ padding:.8em;font-weight:bold}img{max-width:100%;border:1px solid #ddd}.skip{col
 
 def to_html(bs: list[Block]) -> str:
     e = html.escape
-    out = ["<!doctype html><html><head><meta charset='utf-8'><title>replyrl evaluation report</title>",
-           f"<style>{CSS}</style></head><body>"]
+    out = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>replyrl evaluation report</title>",
+        f"<style>{CSS}</style></head><body>",
+    ]
     for blk in bs:
         kind = blk[0]
         if kind == "h":
@@ -161,22 +280,30 @@ def to_html(bs: list[Block]) -> str:
             out.append(f"<div class='warn'>⚠ {e(blk[1])}</div>")
         elif kind == "table":
             out.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in blk[1]) + "</tr>")
-            out.extend("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in blk[2])
+            out.extend(
+                "<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in blk[2]
+            )
             out.append("</table>")
         elif kind == "img":
             if blk[2]:
                 data = base64.b64encode(blk[2]).decode()
-                out.append(f"<figure><img alt='{e(blk[1])}' src='data:image/png;base64,{data}'>"
-                           f"<figcaption>{e(blk[1])}</figcaption></figure>")
+                out.append(
+                    f"<figure><img alt='{e(blk[1])}' src='data:image/png;base64,{data}'>"
+                    f"<figcaption>{e(blk[1])}</figcaption></figure>"
+                )
             else:
                 out.append(f"<p class='skip'>{e(blk[1])}: skipped — {e(blk[3])}.</p>")
     out.append("</body></html>")
     return "\n".join(out)
 
 
-def write_report(out: str | Path, summary: dict, rows_by_run: dict | None = None) -> dict[str, Path]:
+def write_report(
+    out: str | Path, summary: dict, rows_by_run: dict | None = None
+) -> dict[str, Path]:
     """Write report.md and report.html into `out`; returns their paths."""
     out = Path(out)
     bs = blocks(summary)
-    return {"md": atomic_write_text(out / "report.md", to_markdown(bs)),
-            "html": atomic_write_text(out / "report.html", to_html(bs))}
+    return {
+        "md": atomic_write_text(out / "report.md", to_markdown(bs)),
+        "html": atomic_write_text(out / "report.html", to_html(bs)),
+    }

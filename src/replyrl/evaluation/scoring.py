@@ -54,7 +54,9 @@ def _checked(name: str, scorer: Scorer, tweets: list[str], replies: list[str]) -
     return v.tolist()
 
 
-def score_texts(scorers: Scorers, encoder, tweets: list[str], replies: list[str]) -> dict[str, list[float]]:
+def score_texts(
+    scorers: Scorers, encoder, tweets: list[str], replies: list[str]
+) -> dict[str, list[float]]:
     """Every scorer plus relevance (tweet–reply cosine under the encoder) for flat pairs."""
     out = {name: _checked(name, fn, tweets, replies) for name, fn in scorers.items()}
     if replies:
@@ -67,7 +69,7 @@ def score_texts(scorers: Scorers, encoder, tweets: list[str], replies: list[str]
 
 def _split(flat: dict[str, list[float]], sizes: Sequence[int]) -> list[dict[str, list[float]]]:
     bounds = np.cumsum([0, *sizes])
-    return [{k: v[bounds[i]:bounds[i + 1]] for k, v in flat.items()} for i in range(len(sizes))]
+    return [{k: v[bounds[i] : bounds[i + 1]] for k, v in flat.items()} for i in range(len(sizes))]
 
 
 def score_references(gens: list[dict], scorers: Scorers, encoder) -> list[dict[str, list[float]]]:
@@ -77,8 +79,9 @@ def score_references(gens: list[dict], scorers: Scorers, encoder) -> list[dict[s
     return _split(score_texts(scorers, encoder, tweets, refs), [len(g["references"]) for g in gens])
 
 
-def pass_thresholds(ref_scores: list[dict[str, list[float]]], key: str, criterion: str,
-                    quantile: float) -> list[float]:
+def pass_thresholds(
+    ref_scores: list[dict[str, list[float]]], key: str, criterion: str, quantile: float
+) -> list[float]:
     """Per-tweet pass threshold under `key`: the best-engaged reference's score, or a quantile of
     the tweet's references, or a quantile of all references."""
     if criterion == "reference":
@@ -89,9 +92,17 @@ def pass_thresholds(ref_scores: list[dict[str, list[float]]], key: str, criterio
     return [float(np.quantile(allv, quantile))] * len(ref_scores)
 
 
-def score_run(gens: list[dict], ref_scores: list[dict[str, list[float]]], scorers: Scorers,
-              encoder, ks: Sequence[int], pass_key: str = "proxy", criterion: str = "reference",
-              quantile: float = 0.5, progress: bool = False) -> list[dict]:
+def score_run(
+    gens: list[dict],
+    ref_scores: list[dict[str, list[float]]],
+    scorers: Scorers,
+    encoder,
+    ks: Sequence[int],
+    pass_key: str = "proxy",
+    criterion: str = "reference",
+    quantile: float = 0.5,
+    progress: bool = False,
+) -> list[dict]:
     """Per-tweet rows for one run (one model at one seed).
 
     Args:
@@ -108,8 +119,10 @@ def score_run(gens: list[dict], ref_scores: list[dict[str, list[float]]], scorer
     replies = [r for g in gens for r in g["replies"]]
     per = _split(score_texts(scorers, encoder, tweets, replies), [len(g["replies"]) for g in gens])
     if pass_key not in per[0]:
-        raise ValueError(f"pass judge '{pass_key}' is not available (have: {', '.join(per[0])}); "
-                         "set gold_reward, or use pass_judge=proxy")
+        raise ValueError(
+            f"pass judge '{pass_key}' is not available (have: {', '.join(per[0])}); "
+            "set gold_reward, or use pass_judge=proxy"
+        )
     thresholds = pass_thresholds(ref_scores, pass_key, criterion, quantile)
     tok_emb = M.token_embeddings(encoder, replies + [r for g in gens for r in g["references"]])
     rows = []
@@ -127,22 +140,34 @@ def score_run(gens: list[dict], ref_scores: list[dict[str, list[float]]], scorer
         s["bertscore_f1"] = M.bertscore(reps, refs, tok_emb)
         s["length"] = [float(len(r.strip())) for r in reps]
         m = {f"pass@{k}": M.pass_at_k(len(reps), c, k) for k in ks}
-        m.update({
-            "self_bleu": M.self_bleu(reps),
-            "distinct_1": M.distinct_n(reps, 1),
-            "distinct_2": M.distinct_n(reps, 2),
-            "semantic_diversity": M.semantic_diversity(M.embed(encoder, reps)),
-            "duplicate_rate": M.duplicate_rate(reps),
-        })
+        m.update(
+            {
+                "self_bleu": M.self_bleu(reps),
+                "distinct_1": M.distinct_n(reps, 1),
+                "distinct_2": M.distinct_n(reps, 2),
+                "semantic_diversity": M.semantic_diversity(M.embed(encoder, reps)),
+                "duplicate_rate": M.duplicate_rate(reps),
+            }
+        )
         for key in ("rouge_l", "bertscore_f1", "relevance", "length", "proxy", "gold", "audience"):
             if key in s:
                 m[key] = M.mean_finite(s[key])
-        rows.append({**g, "n_pass": c, "threshold": thresholds[i], "reply_scores": s,
-                     "ref_scores": ref_scores[i], "metrics": m})
+        rows.append(
+            {
+                **g,
+                "n_pass": c,
+                "threshold": thresholds[i],
+                "reply_scores": s,
+                "ref_scores": ref_scores[i],
+                "metrics": m,
+            }
+        )
     return rows
 
 
-def add_judge(rows: list[dict], judge, replies_per_tweet: int = 1, max_tweets: int | None = None) -> None:
+def add_judge(
+    rows: list[dict], judge, replies_per_tweet: int = 1, max_tweets: int | None = None
+) -> None:
     """Add `judge_win` (P(candidate beats the reference), swap-averaged) to the first rows."""
     chosen = rows[:max_tweets] if max_tweets else rows
     triples, owners = [], []

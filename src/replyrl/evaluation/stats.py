@@ -19,8 +19,9 @@ def _finite(x: Sequence[float]) -> np.ndarray:
     return a[np.isfinite(a)]
 
 
-def bootstrap_ci(values: Sequence[float], n_boot: int = 1000, alpha: float = 0.05,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    values: Sequence[float], n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap (1 - alpha) CI of the mean; (nan, nan) with no finite value."""
     a = _finite(values)
     if a.size == 0:
@@ -39,8 +40,9 @@ def cohens_d(a: Sequence[float], b: Sequence[float]) -> float:
     x, y = _finite(a), _finite(b)
     if x.size < 2 or y.size < 2:
         return float("nan")
-    pooled = np.sqrt(((x.size - 1) * x.var(ddof=1) + (y.size - 1) * y.var(ddof=1))
-                     / (x.size + y.size - 2))
+    pooled = np.sqrt(
+        ((x.size - 1) * x.var(ddof=1) + (y.size - 1) * y.var(ddof=1)) / (x.size + y.size - 2)
+    )
     diff = x.mean() - y.mean()
     if pooled == 0:
         return 0.0 if diff == 0 else float(np.sign(diff) * np.inf)
@@ -82,11 +84,16 @@ class MeanCI:
 def summarize(per_seed: Sequence[Sequence[float]], n_boot: int = 1000, seed: int = 0) -> MeanCI:
     """Aggregate one metric of one model over its seeds: pooled mean + CI, mean ± std of seeds."""
     pooled = _finite([v for run in per_seed for v in run])
-    seed_means = [m for m in (np.mean(_finite(r)) if _finite(r).size else np.nan for r in per_seed)
-                  if np.isfinite(m)]
+    seed_means = [
+        m
+        for m in (np.mean(_finite(r)) if _finite(r).size else np.nan for r in per_seed)
+        if np.isfinite(m)
+    ]
     lo, hi = bootstrap_ci(pooled, n_boot=n_boot, seed=seed)
     return MeanCI(
-        mean=float(pooled.mean()) if pooled.size else float("nan"), ci_low=lo, ci_high=hi,
+        mean=float(pooled.mean()) if pooled.size else float("nan"),
+        ci_low=lo,
+        ci_high=hi,
         n=int(pooled.size),
         seed_mean=float(np.mean(seed_means)) if seed_means else float("nan"),
         seed_std=float(np.std(seed_means, ddof=1)) if len(seed_means) > 1 else 0.0,
@@ -130,6 +137,18 @@ def compare_models(values: dict[str, dict[str, list[float]]], metrics: Sequence[
             if not _finite(x).size or not _finite(y).size:
                 continue
             u, p = mann_whitney(x, y)
-            rows.append(asdict(Comparison(m, a, b, float(np.mean(_finite(x))),
-                                          float(np.mean(_finite(y))), u, p, cohens_d(x, y))))
+            rows.append(
+                asdict(
+                    Comparison(
+                        m,
+                        a,
+                        b,
+                        float(np.mean(_finite(x))),
+                        float(np.mean(_finite(y))),
+                        u,
+                        p,
+                        cohens_d(x, y),
+                    )
+                )
+            )
     return rows

@@ -41,9 +41,15 @@ def metric_names(rows: list[dict]) -> list[str]:
     return passk + [m for m in METRICS if m in have]
 
 
-def build_summary(meta: dict, runs: list[dict], rows_by_run: dict[str, list[dict]],
-                  alarm_cfg: AlarmConfig, n_boot: int = 1000, seed: int = 0,
-                  baseline: str | None = None) -> dict:
+def build_summary(
+    meta: dict,
+    runs: list[dict],
+    rows_by_run: dict[str, list[dict]],
+    alarm_cfg: AlarmConfig,
+    n_boot: int = 1000,
+    seed: int = 0,
+    baseline: str | None = None,
+) -> dict:
     """The summary dict.
 
     Args:
@@ -62,23 +68,35 @@ def build_summary(meta: dict, runs: list[dict], rows_by_run: dict[str, list[dict
     models, pooled = {}, {}
     for name in names:
         ids = [r["id"] for r in runs if r["name"] == name]
-        per_seed = {m: [[row["metrics"].get(m, np.nan) for row in rows_by_run[i]] for i in ids]
-                    for m in metrics}
+        per_seed = {
+            m: [[row["metrics"].get(m, np.nan) for row in rows_by_run[i]] for i in ids]
+            for m in metrics
+        }
         pooled[name] = {m: [v for run in per_seed[m] for v in run] for m in metrics}
         models[name] = {
             "runs": [r for r in runs if r["name"] == name],
-            "metrics": {m: asdict(summarize(per_seed[m], n_boot=n_boot, seed=seed)) for m in metrics},
+            "metrics": {
+                m: asdict(summarize(per_seed[m], n_boot=n_boot, seed=seed)) for m in metrics
+            },
         }
     refs = _reference_summary(rows_by_run[runs[0]["id"]], n_boot, seed)
     gold_key = "gold" if "gold" in metrics else ("audience" if "audience" in metrics else None)
     alarms = []
     base_rows = rows_by_run[next(r["id"] for r in runs if r["name"] == baseline)]
     for run in runs:
-        label = run["name"] if len([r for r in runs if r["name"] == run["name"]]) == 1 \
+        label = (
+            run["name"]
+            if len([r for r in runs if r["name"] == run["name"]]) == 1
             else f"{run['name']} (seed {run['seed']})"
-        for a in run_alarms(run["name"], rows_by_run[run["id"]], alarm_cfg,
-                            base=baseline if run["name"] != baseline else None,
-                            base_rows=base_rows, gold_key=gold_key):
+        )
+        for a in run_alarms(
+            run["name"],
+            rows_by_run[run["id"]],
+            alarm_cfg,
+            base=baseline if run["name"] != baseline else None,
+            base_rows=base_rows,
+            gold_key=gold_key,
+        ):
             a["model"] = label
             alarms.append(a)
     training = {}
@@ -104,8 +122,13 @@ def _reference_summary(rows: list[dict], n_boot: int, seed: int) -> dict:
     out = {}
     for key in ("proxy", "gold", "audience", "relevance"):
         if rows and key in rows[0]["ref_scores"]:
-            out[key] = asdict(summarize([[r["ref_scores"][key][0] for r in rows]], n_boot=n_boot, seed=seed))
+            out[key] = asdict(
+                summarize([[r["ref_scores"][key][0] for r in rows]], n_boot=n_boot, seed=seed)
+            )
     if rows:
-        out["length"] = asdict(summarize([[float(len(r["reference"].strip())) for r in rows]],
-                                         n_boot=n_boot, seed=seed))
+        out["length"] = asdict(
+            summarize(
+                [[float(len(r["reference"].strip())) for r in rows]], n_boot=n_boot, seed=seed
+            )
+        )
     return out

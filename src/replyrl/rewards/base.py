@@ -24,7 +24,9 @@ class RewardFn(Protocol):
 
     __name__: str
 
-    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any) -> list[float]: ...
+    def __call__(
+        self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any
+    ) -> list[float]: ...
 
 
 def message_text(x: Any, role: str | None = None) -> str:
@@ -43,7 +45,9 @@ def message_text(x: Any, role: str | None = None) -> str:
             msgs = [m for m in msgs if m.get("role") == role]
             return message_text(msgs[-1]) if msgs else ""
         return "".join(message_text(m) for m in msgs)
-    raise RewardError(f"cannot read text from a {type(x).__name__}: expected a string or chat messages")
+    raise RewardError(
+        f"cannot read text from a {type(x).__name__}: expected a string or chat messages"
+    )
 
 
 def completion_texts(completions: Sequence[Any]) -> list[str]:
@@ -66,7 +70,9 @@ def tweets_from(prompts: Sequence[Any] | None, columns: Mapping[str, Any]) -> li
     if tweet_col is not None:
         return [str(t) for t in tweet_col]
     if prompts is None:
-        raise RewardError("no `tweet` column and no prompts: cannot tell which tweet each reply answers")
+        raise RewardError(
+            "no `tweet` column and no prompts: cannot tell which tweet each reply answers"
+        )
     out = []
     for p in prompts:
         out.append(p if isinstance(p, str) else message_text(p, role="user"))
@@ -80,7 +86,10 @@ def group_keys(prompts: Sequence[Any] | None, columns: Mapping[str, Any], n: int
     if ids is not None:
         return [str(i) for i in ids]
     if prompts is not None:
-        return [p if isinstance(p, str) else repr([(m.get("role"), message_text(m)) for m in p]) for p in prompts]
+        return [
+            p if isinstance(p, str) else repr([(m.get("role"), message_text(m)) for m in p])
+            for p in prompts
+        ]
     tweets = columns.get("tweet")
     if tweets is not None:
         return [str(t) for t in tweets]
@@ -110,12 +119,17 @@ def check_lengths(name: str, **lists: Sequence[Any]) -> int:
     """All named lists have one length; return it or raise naming the mismatch."""
     sizes = {k: len(v) for k, v in lists.items() if v is not None}
     if len(set(sizes.values())) > 1:
-        raise RewardError(f"reward '{name}': inputs differ in length {sizes}; every column must have one entry per completion")
+        raise RewardError(
+            f"reward '{name}': inputs differ in length {sizes}; every column must have one entry per completion"
+        )
     return next(iter(sizes.values()), 0)
 
 
-def log_components(log_metric: Callable[[str, float], None] | None, components: Mapping[str, np.ndarray],
-                   prefix: str = "rewards") -> None:
+def log_components(
+    log_metric: Callable[[str, float], None] | None,
+    components: Mapping[str, np.ndarray],
+    prefix: str = "rewards",
+) -> None:
     """Log the batch mean of each component as `rewards/<component>/mean` (TRL's `log_metric`)."""
     if log_metric is None:
         return
@@ -125,8 +139,12 @@ def log_components(log_metric: Callable[[str, float], None] | None, components: 
             log_metric(f"{prefix}/{k}/mean", m)
 
 
-def call_scorer(scorer: Any, prompts: Sequence[Any] | None, completions: Sequence[Any],
-                columns: Mapping[str, Any]) -> list[float]:
+def call_scorer(
+    scorer: Any,
+    prompts: Sequence[Any] | None,
+    completions: Sequence[Any],
+    columns: Mapping[str, Any],
+) -> list[float]:
     """The TRL reward call shared by every scorer with `.score(tweets, replies)` and
     `.last_components`: unpack completions and tweets, score, log components, check values."""
     replies = completion_texts(completions)

@@ -45,7 +45,9 @@ class DiversityConfig:
         if not math.isfinite(self.lam) or self.lam < 0:
             raise ValueError(f"diversity.lam must be finite and >= 0, got {self.lam}")
         if not 0 <= self.floor < 2:
-            raise ValueError(f"diversity.floor must be in [0, 2) (cosine distance), got {self.floor}")
+            raise ValueError(
+                f"diversity.floor must be in [0, 2) (cosine distance), got {self.floor}"
+            )
         if self.min_chars < 0 or self.max_subsets < 1:
             raise ValueError("diversity.min_chars must be >= 0 and max_subsets >= 1")
         if self.subset_size is not None and self.subset_size < 2:
@@ -79,7 +81,9 @@ class RewardConfig:
             if not math.isfinite(v) or v < 0:
                 raise ValueError(f"{k} must be finite and >= 0, got {v}")
         if self.kind == "learned" and not self.model:
-            raise ValueError("kind=learned needs `model`: a folder written by `replyrl reward train`")
+            raise ValueError(
+                "kind=learned needs `model`: a folder written by `replyrl reward train`"
+            )
         if self.kind == "composite" and self.learned_weight + self.heuristic_weight <= 0:
             raise ValueError("composite reward: learned_weight + heuristic_weight must be > 0")
 
@@ -100,7 +104,9 @@ def build_reward(cfg: RewardConfig | None = None, embeddings: Any = None) -> Any
 
     cfg = cfg or RewardConfig()
     if cfg.model and not Path(cfg.model).exists():
-        raise FileNotFoundError(f"reward model folder not found: {cfg.model} (train one with `replyrl reward train`)")
+        raise FileNotFoundError(
+            f"reward model folder not found: {cfg.model} (train one with `replyrl reward train`)"
+        )
     model = None
     if cfg.model and cfg.kind != "heuristic":
         model = load_reward_model(cfg.model)
@@ -124,16 +130,32 @@ def build_reward(cfg: RewardConfig | None = None, embeddings: Any = None) -> Any
         reward = CompositeReward([Component("heuristic", heuristic, 1.0)], embeddings=embeddings)
     else:
         meta = model.meta
-        parts = [Component("learned", model, cfg.learned_weight, float(meta.get("score_mean", 0.0)),
-                           float(meta.get("score_std", 1.0)) or 1.0)]
+        parts = [
+            Component(
+                "learned",
+                model,
+                cfg.learned_weight,
+                float(meta.get("score_mean", 0.0)),
+                float(meta.get("score_std", 1.0)) or 1.0,
+            )
+        ]
         if cfg.heuristic_weight > 0:
-            parts.append(Component("heuristic", heuristic, cfg.heuristic_weight,
-                                   float(meta.get("heuristic_mean", 0.0)),
-                                   float(meta.get("heuristic_std", 1.0)) or 1.0))
+            parts.append(
+                Component(
+                    "heuristic",
+                    heuristic,
+                    cfg.heuristic_weight,
+                    float(meta.get("heuristic_mean", 0.0)),
+                    float(meta.get("heuristic_std", 1.0)) or 1.0,
+                )
+            )
         missing = [k for k in ("score_mean", "heuristic_mean") if k not in meta]
         if missing:
-            log.warning("reward model %s lacks %s: those components are used without normalization",
-                        cfg.model, missing)
+            log.warning(
+                "reward model %s lacks %s: those components are used without normalization",
+                cfg.model,
+                missing,
+            )
         log.info("composite reward: %s", ", ".join(f"{p.name}={p.weight}" for p in parts))
         reward = CompositeReward(parts, embeddings=embeddings)
 
@@ -141,7 +163,15 @@ def build_reward(cfg: RewardConfig | None = None, embeddings: Any = None) -> Any
     if d.mode != "none":
         from replyrl.rewards.diversity import with_diversity_credit
 
-        reward = with_diversity_credit(reward, d.mode, d.lam, encoder=embeddings, floor=d.floor,
-                                       min_chars=d.min_chars, subset_size=d.subset_size,
-                                       max_subsets=d.max_subsets, seed=d.seed)
+        reward = with_diversity_credit(
+            reward,
+            d.mode,
+            d.lam,
+            encoder=embeddings,
+            floor=d.floor,
+            min_chars=d.min_chars,
+            subset_size=d.subset_size,
+            max_subsets=d.max_subsets,
+            seed=d.seed,
+        )
     return reward

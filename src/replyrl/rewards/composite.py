@@ -46,7 +46,9 @@ class Component:
         if not math.isfinite(self.weight):
             raise RewardError(f"component {self.name}: weight must be finite, got {self.weight}")
         if not (math.isfinite(self.mean) and math.isfinite(self.std)) or self.std <= 0:
-            raise RewardError(f"component {self.name}: need finite mean and std > 0, got {self.mean}, {self.std}")
+            raise RewardError(
+                f"component {self.name}: need finite mean and std > 0, got {self.mean}, {self.std}"
+            )
 
 
 class CompositeReward:
@@ -91,8 +93,9 @@ class CompositeReward:
         self.last_components = comps
         return self.combine(comps)
 
-    def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (),
-                 **columns: Any) -> list[float]:
+    def __call__(
+        self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (), **columns: Any
+    ) -> list[float]:
         return call_scorer(self, prompts, completions, columns)
 
 

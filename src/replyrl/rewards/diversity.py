@@ -35,7 +35,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from replyrl.rewards.base import RewardError, check_rewards, completion_texts, group_keys, log_components
+from replyrl.rewards.base import (
+    RewardError,
+    check_rewards,
+    completion_texts,
+    group_keys,
+    log_components,
+)
 from replyrl.rewards.embeddings import EmbeddingCache
 
 Mode = Literal["additive", "multiplicative", "set"]
@@ -81,8 +87,14 @@ def multiplicative_credit(d: np.ndarray, rewards: np.ndarray, lam: float) -> np.
     return lam * shifted * (div / top - 1.0)
 
 
-def set_credit(d: np.ndarray, rewards: np.ndarray, lam: float, subset_size: int | None = None,
-               max_subsets: int = 64, rng: np.random.Generator | None = None) -> np.ndarray:
+def set_credit(
+    d: np.ndarray,
+    rewards: np.ndarray,
+    lam: float,
+    subset_size: int | None = None,
+    max_subsets: int = 64,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
     """Polychromic set credit (Hamid et al. 2025): mean f(S) over subsets containing i minus the mean
     over all subsets, f(S) = mean reward in S × mean pairwise distance in S."""
     k = d.shape[0]
@@ -94,7 +106,9 @@ def set_credit(d: np.ndarray, rewards: np.ndarray, lam: float, subset_size: int 
         subsets = [list(s) for s in itertools.combinations(range(k), m)]
     else:
         rng = rng or np.random.default_rng(0)
-        subsets = [sorted(rng.choice(k, size=m, replace=False).tolist()) for _ in range(max_subsets)]
+        subsets = [
+            sorted(rng.choice(k, size=m, replace=False).tolist()) for _ in range(max_subsets)
+        ]
     members = np.zeros((len(subsets), k), dtype=bool)  # (S, K)
     scores = np.empty(len(subsets))
     for s, idx in enumerate(subsets):
@@ -114,10 +128,20 @@ def _as_cache(encoder: Any) -> EmbeddingCache:
     return EmbeddingCache(encoder)
 
 
-def diversity_credit(group_keys: Sequence[str], completions: Sequence[Any], rewards: Sequence[float],
-                     mode: Mode, lam: float, encoder: Any = None, floor: float = 0.05,
-                     min_chars: int = 10, subset_size: int | None = None, max_subsets: int = 64,
-                     seed: int = 0, stats: dict[str, float] | None = None) -> np.ndarray:
+def diversity_credit(
+    group_keys: Sequence[str],
+    completions: Sequence[Any],
+    rewards: Sequence[float],
+    mode: Mode,
+    lam: float,
+    encoder: Any = None,
+    floor: float = 0.05,
+    min_chars: int = 10,
+    subset_size: int | None = None,
+    max_subsets: int = 64,
+    seed: int = 0,
+    stats: dict[str, float] | None = None,
+) -> np.ndarray:
     """Credit per completion, to add to its reward before group normalization.
 
     Args:
@@ -143,8 +167,10 @@ def diversity_credit(group_keys: Sequence[str], completions: Sequence[Any], rewa
     r = np.asarray(rewards, dtype=np.float64)
     n = len(texts)
     if len(group_keys) != n or r.shape[0] != n:
-        raise RewardError(f"diversity credit: {len(group_keys)} group keys, {n} completions and "
-                          f"{r.shape[0]} rewards; they must match one to one")
+        raise RewardError(
+            f"diversity credit: {len(group_keys)} group keys, {n} completions and "
+            f"{r.shape[0]} rewards; they must match one to one"
+        )
     credit = np.zeros(n)
     groups: dict[str, list[int]] = {}
     for i, key in enumerate(group_keys):
@@ -174,22 +200,35 @@ def diversity_credit(group_keys: Sequence[str], completions: Sequence[Any], rewa
             c = multiplicative_credit(d, r[idx], lam)
         else:
             h = int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:4], "little")
-            c = set_credit(d, r[idx], lam, subset_size, max_subsets, np.random.default_rng([seed, h]))
+            c = set_credit(
+                d, r[idx], lam, subset_size, max_subsets, np.random.default_rng([seed, h])
+            )
         credit[idx] = c
     if stats is not None:
-        stats.update(pairwise_distance=dist_sum / dist_n if dist_n else 0.0,
-                     floored_frac=floored / pairs if pairs else 0.0,
-                     short_frac=short_n / n if n else 0.0,
-                     singleton_frac=singletons / n if n else 0.0)
+        stats.update(
+            pairwise_distance=dist_sum / dist_n if dist_n else 0.0,
+            floored_frac=floored / pairs if pairs else 0.0,
+            short_frac=short_n / n if n else 0.0,
+            singleton_frac=singletons / n if n else 0.0,
+        )
     return credit
 
 
 class DiversityCredit:
     """A TRL reward callable: the base reward plus the group diversity credit (see module doc)."""
 
-    def __init__(self, reward_fn: Any, mode: Mode = "additive", lam: float = 0.2, encoder: Any = None,
-                 floor: float = 0.05, min_chars: int = 10, subset_size: int | None = None,
-                 max_subsets: int = 64, seed: int = 0):
+    def __init__(
+        self,
+        reward_fn: Any,
+        mode: Mode = "additive",
+        lam: float = 0.2,
+        encoder: Any = None,
+        floor: float = 0.05,
+        min_chars: int = 10,
+        subset_size: int | None = None,
+        max_subsets: int = 64,
+        seed: int = 0,
+    ):
         if mode not in MODES:
             raise RewardError(f"unknown diversity mode {mode!r}; choose from {list(MODES)}")
         self.reward_fn, self.mode, self.lam = reward_fn, mode, float(lam)
@@ -201,19 +240,39 @@ class DiversityCredit:
         self.base_name = getattr(reward_fn, "__name__", type(reward_fn).__name__)
         self.__name__ = f"{self.base_name}_diversity"
         self.last_components: dict[str, np.ndarray] = {}
-        log.info("diversity credit (%s, lambda=%s): cosine distances below floor=%s count as 0 and "
-                 "replies under %d chars get none, because embedding distance of short replies is noise",
-                 mode, lam, floor, min_chars)
+        log.info(
+            "diversity credit (%s, lambda=%s): cosine distances below floor=%s count as 0 and "
+            "replies under %d chars get none, because embedding distance of short replies is noise",
+            mode,
+            lam,
+            floor,
+            min_chars,
+        )
 
-    def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (),
-                 **columns: Any) -> list[float]:
-        base = np.asarray(check_rewards(self.reward_fn(prompts, completions, **columns), len(completions),
-                                        self.base_name))
+    def __call__(
+        self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (), **columns: Any
+    ) -> list[float]:
+        base = np.asarray(
+            check_rewards(
+                self.reward_fn(prompts, completions, **columns), len(completions), self.base_name
+            )
+        )
         keys = group_keys(prompts, columns, len(completions))
         stats: dict[str, float] = {}
-        credit = diversity_credit(keys, completions, base, self.mode, self.lam, self.embeddings,
-                                  self.floor, self.min_chars, self.subset_size, self.max_subsets,
-                                  self.seed, stats)
+        credit = diversity_credit(
+            keys,
+            completions,
+            base,
+            self.mode,
+            self.lam,
+            self.embeddings,
+            self.floor,
+            self.min_chars,
+            self.subset_size,
+            self.max_subsets,
+            self.seed,
+            stats,
+        )
         self.last_components = dict(getattr(self.reward_fn, "last_components", {}) or {})
         self.last_components[self.base_name] = base
         self.last_components["diversity_credit"] = credit
@@ -229,8 +288,9 @@ class DiversityCredit:
         return check_rewards(base + credit, len(completions), self.__name__)
 
 
-def with_diversity_credit(reward_fn: Any, mode: Mode = "additive", lam: float = 0.2, encoder: Any = None,
-                          **kwargs: Any) -> DiversityCredit:
+def with_diversity_credit(
+    reward_fn: Any, mode: Mode = "additive", lam: float = 0.2, encoder: Any = None, **kwargs: Any
+) -> DiversityCredit:
     """Wrap `reward_fn` so each completion's reward gains its group diversity credit.
 
     >>> fn = with_diversity_credit(my_reward, mode="additive", lam=0.2)  # doctest: +SKIP

@@ -37,8 +37,14 @@ class EmbeddingCache:
         batch_size: encoder batch size.
     """
 
-    def __init__(self, encoder: Any = None, enabled: bool = True, max_items: int = 500_000,
-                 batch_size: int = 64, encoder_name: str | None = None):
+    def __init__(
+        self,
+        encoder: Any = None,
+        enabled: bool = True,
+        max_items: int = 500_000,
+        batch_size: int = 64,
+        encoder_name: str | None = None,
+    ):
         self._encoder = encoder
         self.encoder_name = encoder_name
         self.enabled = enabled
@@ -66,8 +72,13 @@ class EmbeddingCache:
         return len(self._store)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        emb = self.encoder.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                  convert_to_numpy=True, show_progress_bar=False)
+        emb = self.encoder.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         emb = np.asarray(emb, dtype=np.float32).reshape(len(texts), -1)
         # Encoders that ignore `normalize_embeddings` (test doubles, custom wrappers) are normalized
         # here so that a dot product is always a cosine.
@@ -127,7 +138,9 @@ class EmbeddingCache:
         keys = json.loads((folder / "keys.json").read_text(encoding="utf-8"))
         mat = load_file(str(folder / "embeddings.safetensors"))["embeddings"]
         if len(keys) != mat.shape[0]:
-            raise ValueError(f"embedding cache {folder} is corrupt: {len(keys)} keys, {mat.shape[0]} rows")
+            raise ValueError(
+                f"embedding cache {folder} is corrupt: {len(keys)} keys, {mat.shape[0]} rows"
+            )
         for k, e in zip(keys, mat):
             self._store[k] = np.asarray(e, dtype=np.float32)
         return len(keys)

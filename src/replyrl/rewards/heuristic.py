@@ -63,7 +63,9 @@ class HeuristicConfig:
         if sum(ws.values()) <= 0:
             raise ValueError("at least one heuristic weight must be > 0")
         if not 0 <= self.length_lo <= self.length_hi:
-            raise ValueError(f"need 0 <= length_lo <= length_hi, got {self.length_lo}, {self.length_hi}")
+            raise ValueError(
+                f"need 0 <= length_lo <= length_hi, got {self.length_lo}, {self.length_hi}"
+            )
         if self.length_sigma_lo <= 0 or self.length_sigma_hi <= 0:
             raise ValueError("length_sigma_lo and length_sigma_hi must be > 0")
         if self.ngram < 1:
@@ -73,8 +75,13 @@ class HeuristicConfig:
         return {c: float(getattr(self, c)) for c in COMPONENTS}
 
 
-def length_score(n_chars: np.ndarray | Sequence[int], lo: int = 50, hi: int = 150,
-                 sigma_lo: float = 25.0, sigma_hi: float = 75.0) -> np.ndarray:
+def length_score(
+    n_chars: np.ndarray | Sequence[int],
+    lo: int = 50,
+    hi: int = 150,
+    sigma_lo: float = 25.0,
+    sigma_hi: float = 75.0,
+) -> np.ndarray:
     """1 on [lo, hi]; exp(−½((lo−n)/σ_lo)²) below, exp(−½((n−hi)/σ_hi)²) above.
 
     >>> length_score([100, 25, 225, 0]).round(4).tolist()
@@ -99,7 +106,7 @@ def uniqueness_score(text: str, ngram: int = 3) -> float:
     if not words:
         return 0.0
     unique_ratio = len(set(words)) / len(words)
-    grams = [tuple(words[i:i + ngram]) for i in range(len(words) - ngram + 1)]
+    grams = [tuple(words[i : i + ngram]) for i in range(len(words) - ngram + 1)]
     repeated = (len(grams) - len(set(grams))) / len(grams) if grams else 0.0
     return 0.5 * unique_ratio + 0.5 * (1.0 - repeated)
 
@@ -123,7 +130,9 @@ class _TextMemo:
                 self.store[t] = float(v)
             while len(self.store) > self.max_items:
                 self.store.popitem(last=False)
-        return np.array([self.store[t] if t in self.store else float(self.fn([t])[0]) for t in texts])
+        return np.array(
+            [self.store[t] if t in self.store else float(self.fn([t])[0]) for t in texts]
+        )
 
 
 def vader_compound(texts: list[str]) -> list[float]:
@@ -157,9 +166,13 @@ class HeuristicReward:
 
     __name__ = "heuristic"
 
-    def __init__(self, cfg: HeuristicConfig | None = None, embeddings: EmbeddingCache | None = None,
-                 sentiment_fn: Callable[[list[str]], Sequence[float]] | None = None,
-                 profanity_fn: Callable[[list[str]], Sequence[float]] | None = None):
+    def __init__(
+        self,
+        cfg: HeuristicConfig | None = None,
+        embeddings: EmbeddingCache | None = None,
+        sentiment_fn: Callable[[list[str]], Sequence[float]] | None = None,
+        profanity_fn: Callable[[list[str]], Sequence[float]] | None = None,
+    ):
         self.cfg = cfg or HeuristicConfig()
         self.embeddings = embeddings if embeddings is not None else EmbeddingCache()
         self._sentiment = _TextMemo(sentiment_fn or vader_compound)
@@ -180,13 +193,20 @@ class HeuristicReward:
             out["relevance"] = cosine_rows(et, er)
         else:
             out["relevance"] = np.zeros(n)
-        out["length"] = length_score([len(r.strip()) for r in replies], cfg.length_lo, cfg.length_hi,
-                                     cfg.length_sigma_lo, cfg.length_sigma_hi)
+        out["length"] = length_score(
+            [len(r.strip()) for r in replies],
+            cfg.length_lo,
+            cfg.length_hi,
+            cfg.length_sigma_lo,
+            cfg.length_sigma_hi,
+        )
         if ws["sentiment"] > 0:
             out["sentiment"] = sentiment_match(self._sentiment(tweets), self._sentiment(replies))
         else:
             out["sentiment"] = np.zeros(n)
-        out["uniqueness"] = np.array([uniqueness_score(r, cfg.ngram) for r in replies], dtype=np.float64)
+        out["uniqueness"] = np.array(
+            [uniqueness_score(r, cfg.ngram) for r in replies], dtype=np.float64
+        )
         out["safety"] = 1.0 - self._profanity(replies) if ws["safety"] > 0 else np.zeros(n)
         return out
 
@@ -202,6 +222,7 @@ class HeuristicReward:
         self.last_components = comps
         return self.combine(comps)
 
-    def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (),
-                 **columns: Any) -> list[float]:
+    def __call__(
+        self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (), **columns: Any
+    ) -> list[float]:
         return call_scorer(self, prompts, completions, columns)

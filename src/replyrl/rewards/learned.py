@@ -30,8 +30,13 @@ import torch
 from torch import nn
 
 from replyrl.io import atomic_write_bytes, atomic_write_json
-from replyrl.rewards.base import (check_lengths, check_rewards, completion_texts, log_components,
-                                  tweets_from)
+from replyrl.rewards.base import (
+    check_lengths,
+    check_rewards,
+    completion_texts,
+    log_components,
+    tweets_from,
+)
 from replyrl.rewards.embeddings import EmbeddingCache
 
 FORMAT_VERSION = 1
@@ -47,7 +52,9 @@ def surface_features(replies: Sequence[str], groups: Sequence[str]) -> np.ndarra
     cols: list[np.ndarray] = []
     for g in groups:
         if g not in EXTRA_FEATURES:
-            raise ValueError(f"unknown extra feature group {g!r}; choose from {sorted(EXTRA_FEATURES)}")
+            raise ValueError(
+                f"unknown extra feature group {g!r}; choose from {sorted(EXTRA_FEATURES)}"
+            )
         if g == "length":
             cols.append(np.log1p([len(r.strip()) for r in replies]))
             cols.append(np.log1p([len(_WORD.findall(r)) for r in replies]))
@@ -86,7 +93,9 @@ class HeadConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         for g in self.extra_features:
             if g not in EXTRA_FEATURES:
-                raise ValueError(f"unknown extra feature group {g!r}; choose from {sorted(EXTRA_FEATURES)}")
+                raise ValueError(
+                    f"unknown extra feature group {g!r}; choose from {sorted(EXTRA_FEATURES)}"
+                )
 
     @property
     def n_extra(self) -> int:
@@ -100,8 +109,13 @@ class RewardHead(nn.Module):
         super().__init__()
         self.cfg = cfg
         d_in = 4 * cfg.emb_dim + cfg.n_extra
-        self.mlp = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(d_in, cfg.hidden), nn.GELU(),
-                                 nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, 1))
+        self.mlp = nn.Sequential(
+            nn.Dropout(cfg.dropout),
+            nn.Linear(d_in, cfg.hidden),
+            nn.GELU(),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.hidden, 1),
+        )
         self.skip = nn.Linear(cfg.n_extra, 1, bias=False) if cfg.n_extra else None
         # Standardization of x, fixed from the training set (buffers, so they are saved with the head).
         self.register_buffer("x_mean", torch.zeros(cfg.n_extra))
@@ -127,11 +141,18 @@ class RewardModel:
 
     __name__ = "learned"
 
-    def __init__(self, head: RewardHead, encoder: str | None = None,
-                 embeddings: EmbeddingCache | None = None, meta: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        head: RewardHead,
+        encoder: str | None = None,
+        embeddings: EmbeddingCache | None = None,
+        meta: dict[str, Any] | None = None,
+    ):
         self.head = head.eval()
         self.encoder_name = encoder
-        self.embeddings = embeddings if embeddings is not None else EmbeddingCache(encoder_name=encoder)
+        self.embeddings = (
+            embeddings if embeddings is not None else EmbeddingCache(encoder_name=encoder)
+        )
         self.meta = dict(meta or {})
         self.last_components: dict[str, np.ndarray] = {}
 
@@ -139,7 +160,9 @@ class RewardModel:
     def cfg(self) -> HeadConfig:
         return self.head.cfg
 
-    def score(self, tweets: Sequence[str], replies: Sequence[str], batch_size: int = 4096) -> np.ndarray:
+    def score(
+        self, tweets: Sequence[str], replies: Sequence[str], batch_size: int = 4096
+    ) -> np.ndarray:
         """Head score per (tweet, reply), float64 (n,)."""
         check_lengths(self.__name__, tweets=tweets, replies=replies)
         if not len(replies):
@@ -154,8 +177,9 @@ class RewardModel:
                 outs.append(self.head(et[s], er[s], x[s]).double().numpy())
         return np.concatenate(outs)
 
-    def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (),
-                 **columns: Any) -> list[float]:
+    def __call__(
+        self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (), **columns: Any
+    ) -> list[float]:
         replies = completion_texts(completions)
         tweets = tweets_from(prompts, columns)
         check_lengths(self.__name__, tweets=tweets, completions=replies)
@@ -197,9 +221,13 @@ def load_reward_model(folder: str | Path, embeddings: EmbeddingCache | None = No
         )
     config = json.loads(cfg_path.read_text(encoding="utf-8"))
     if config.get("format") != "replyrl-reward-model":
-        raise ValueError(f"{cfg_path}: not a replyrl reward model config (format={config.get('format')!r})")
+        raise ValueError(
+            f"{cfg_path}: not a replyrl reward model config (format={config.get('format')!r})"
+        )
     if int(config.get("version", 0)) > FORMAT_VERSION:
-        raise ValueError(f"{cfg_path}: written by a newer replyrl (version {config['version']}); upgrade replyrl")
+        raise ValueError(
+            f"{cfg_path}: written by a newer replyrl (version {config['version']}); upgrade replyrl"
+        )
     head = RewardHead(HeadConfig(**config["head"]))
     state = load_file(str(head_path))
     head.load_state_dict(state, strict=True)

@@ -88,11 +88,21 @@ class RewardTrainConfig:
             raise ValueError(f"val_frac must be in (0, 0.5), got {self.val_frac}")
         if not self.pair_ratio >= 1.0 or math.isinf(self.pair_ratio):
             raise ValueError(f"pair_ratio must be a finite number >= 1, got {self.pair_ratio}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.batch_size < 1 or self.epochs < 1 or self.patience < 1:
-            raise ValueError("need lr > 0, weight_decay >= 0, batch_size >= 1, epochs >= 1, patience >= 1")
+        if (
+            self.lr <= 0
+            or self.weight_decay < 0
+            or self.batch_size < 1
+            or self.epochs < 1
+            or self.patience < 1
+        ):
+            raise ValueError(
+                "need lr > 0, weight_decay >= 0, batch_size >= 1, epochs >= 1, patience >= 1"
+            )
         bad = [s for s in self.train_splits if s not in ("sft", "rl", "gold", "test")]
         if bad or not self.train_splits:
-            raise ValueError(f"train_splits must name splits among sft, rl, gold, test; got {self.train_splits}")
+            raise ValueError(
+                f"train_splits must name splits among sft, rl, gold, test; got {self.train_splits}"
+            )
         if self.max_pairs_per_tweet < 1 or self.huber_delta <= 0:
             raise ValueError("max_pairs_per_tweet must be >= 1 and huber_delta > 0")
 
@@ -129,8 +139,13 @@ def split_val(tweet_ids: Sequence[str], frac: float, seed: int) -> set[str]:
     return {ids[i] for i in order[:n_val]}
 
 
-def within_tweet_pairs(engagement: Sequence[float], tweet_ids: Sequence[str], ratio: float,
-                       delays: Sequence[float | None] | None = None, later_only: bool = False) -> np.ndarray:
+def within_tweet_pairs(
+    engagement: Sequence[float],
+    tweet_ids: Sequence[str],
+    ratio: float,
+    delays: Sequence[float | None] | None = None,
+    later_only: bool = False,
+) -> np.ndarray:
     """(m, 2) index pairs (winner, loser) within each tweet: winner ≥ ratio·max(loser, 1) and above it.
 
     With `later_only`, the winner must not be earlier than the loser (SHP rule) where both times are known.
@@ -167,15 +182,22 @@ def regression_loss(pred: torch.Tensor, y: torch.Tensor, kind: str, delta: float
     return torch.nn.functional.mse_loss(pred, y)
 
 
-def _encode_batch(cache, tweets: Sequence[str], replies: Sequence[str], delays: Sequence[float | None],
-                  head_cfg: HeadConfig) -> Batch:
+def _encode_batch(
+    cache,
+    tweets: Sequence[str],
+    replies: Sequence[str],
+    delays: Sequence[float | None],
+    head_cfg: HeadConfig,
+) -> Batch:
     from replyrl.rewards.learned import surface_features
 
     return Batch(
         et=torch.from_numpy(cache.encode(tweets)),
         er=torch.from_numpy(cache.encode(replies)),
         x=torch.from_numpy(surface_features(replies, head_cfg.extra_features)).float(),
-        log_delay=torch.tensor([math.log1p(d) if d is not None else 0.0 for d in delays], dtype=torch.float32),
+        log_delay=torch.tensor(
+            [math.log1p(d) if d is not None else 0.0 for d in delays], dtype=torch.float32
+        ),
     )
 
 
@@ -185,9 +207,18 @@ def _score(head, b: Batch) -> np.ndarray:
         return head(b.et, b.er, b.x).double().numpy()
 
 
-def fit_head(cfg: RewardTrainConfig, train: Batch, val: Batch, *, pairs: np.ndarray | None = None,
-             pair_weight: np.ndarray | None = None, timing: bool = False, y: np.ndarray | None = None,
-             val_pairs: np.ndarray | None = None, y_val: np.ndarray | None = None):
+def fit_head(
+    cfg: RewardTrainConfig,
+    train: Batch,
+    val: Batch,
+    *,
+    pairs: np.ndarray | None = None,
+    pair_weight: np.ndarray | None = None,
+    timing: bool = False,
+    y: np.ndarray | None = None,
+    val_pairs: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+):
     """Train a head with early stopping on the validation metric; returns (head, history).
 
     Preference (`pairs` given): BT loss; validation metric = pairwise accuracy on `val_pairs`.
@@ -221,10 +252,12 @@ def fit_head(cfg: RewardTrainConfig, train: Batch, val: Batch, *, pairs: np.ndar
         perm = torch.randperm(n, generator=gen)
         total = 0.0
         for i in range(0, n, cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
+            idx = perm[i : i + cfg.batch_size]
             if preference:
                 a, b = P[idx, 0], P[idx, 1]  # (B,), (B,)
-                z = head(train.et[a], train.er[a], train.x[a]) - head(train.et[b], train.er[b], train.x[b])
+                z = head(train.et[a], train.er[a], train.x[a]) - head(
+                    train.et[b], train.er[b], train.x[b]
+                )
                 if timing:
                     z = z + gamma * (train.log_delay[a] - train.log_delay[b])
                 loss = bt_loss(z, W[idx] if W is not None else None)
@@ -241,8 +274,14 @@ def fit_head(cfg: RewardTrainConfig, train: Batch, val: Batch, *, pairs: np.ndar
         else:
             metric = float(spearmanr(sv, y_val).statistic) if np.std(sv) > 0 else 0.0
         metric = metric if math.isfinite(metric) else -math.inf
-        history.append({"epoch": epoch, "train_loss": total / n, "val_metric": metric,
-                        "gamma": float(gamma.detach()) if timing else None})
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": total / n,
+                "val_metric": metric,
+                "gamma": float(gamma.detach()) if timing else None,
+            }
+        )
         if metric > best:
             best, best_epoch = metric, epoch
             best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
@@ -250,7 +289,12 @@ def fit_head(cfg: RewardTrainConfig, train: Batch, val: Batch, *, pairs: np.ndar
             break
     head.load_state_dict(best_state)
     head.eval()
-    return head, {"best_epoch": best_epoch, "val_metric": best, "epochs_run": len(history), "history": history}
+    return head, {
+        "best_epoch": best_epoch,
+        "val_metric": best,
+        "epochs_run": len(history),
+        "history": history,
+    }
 
 
 def _cache_folder(cfg: RewardTrainConfig):
@@ -263,8 +307,13 @@ def _cache_folder(cfg: RewardTrainConfig):
     return cfg.cache_dir
 
 
-def train_reward_model(cfg: RewardTrainConfig, records: Sequence, extra_pairs: Sequence = (),
-                       embeddings=None, log=print):
+def train_reward_model(
+    cfg: RewardTrainConfig,
+    records: Sequence,
+    extra_pairs: Sequence = (),
+    embeddings=None,
+    log=print,
+):
     """Train a reward model on `records` (split by tweet, seeded) plus `extra_pairs`.
 
     Returns:
@@ -280,8 +329,10 @@ def train_reward_model(cfg: RewardTrainConfig, records: Sequence, extra_pairs: S
     splits = split_records(records, cfg.split)
     train = [r for s in cfg.train_splits for r in splits[s]]
     if len({r.tweet_id for r in train}) < 4:
-        raise ValueError(f"too few training tweets ({len({r.tweet_id for r in train})}) in splits "
-                         f"{cfg.train_splits}: a reward model needs many tweets with several replies each")
+        raise ValueError(
+            f"too few training tweets ({len({r.tweet_id for r in train})}) in splits "
+            f"{cfg.train_splits}: a reward model needs many tweets with several replies each"
+        )
     val_ids = split_val([r.tweet_id for r in train], cfg.val_frac, cfg.seed)
     tr = [r for r in train if r.tweet_id not in val_ids]
     va = [r for r in train if r.tweet_id in val_ids]
@@ -291,29 +342,48 @@ def train_reward_model(cfg: RewardTrainConfig, records: Sequence, extra_pairs: S
     if disk is not None:
         cache.load(disk)
     extra_pairs = list(extra_pairs)
-    log(f"training {cfg.objective} reward head: {len(tr)} replies / {len({r.tweet_id for r in tr})} tweets "
-        f"(+{len(va)} / {len(val_ids)} for validation), {len(extra_pairs)} extra pairs")
+    log(
+        f"training {cfg.objective} reward head: {len(tr)} replies / {len({r.tweet_id for r in tr})} tweets "
+        f"(+{len(va)} / {len(val_ids)} for validation), {len(extra_pairs)} extra pairs"
+    )
     # Item table: training replies, then the texts of extra pairs (no timing, no label).
     tweets = [r.tweet for r in tr] + [t for p in extra_pairs for t in (p.tweet, p.tweet)]
     replies = [r.reply for r in tr] + [t for p in extra_pairs for t in (p.chosen, p.rejected)]
     delays = [r.reply_time_diff_seconds for r in tr] + [None] * (2 * len(extra_pairs))
     tb = _encode_batch(cache, tweets, replies, delays, cfg.head)
-    vb = _encode_batch(cache, [r.tweet for r in va], [r.reply for r in va],
-                       [r.reply_time_diff_seconds for r in va], cfg.head)
+    vb = _encode_batch(
+        cache,
+        [r.tweet for r in va],
+        [r.reply for r in va],
+        [r.reply_time_diff_seconds for r in va],
+        cfg.head,
+    )
     if disk is not None:
         cache.save(disk)
     eng_va = [engagement_raw(r) for r in va]
-    val_pairs = within_tweet_pairs(eng_va, [r.tweet_id for r in va], cfg.pair_ratio,
-                                   [r.reply_time_diff_seconds for r in va], later_only=True)
+    val_pairs = within_tweet_pairs(
+        eng_va,
+        [r.tweet_id for r in va],
+        cfg.pair_ratio,
+        [r.reply_time_diff_seconds for r in va],
+        later_only=True,
+    )
     y_tr = labeler.transform(tr)
     y_va = labeler.transform(va)
-    summary: dict = {"objective": cfg.objective, "n_train_replies": len(tr), "n_val_replies": len(va),
-                     "n_val_pairs": len(val_pairs), "n_extra_pairs": len(extra_pairs)}
+    summary: dict = {
+        "objective": cfg.objective,
+        "n_train_replies": len(tr),
+        "n_val_replies": len(va),
+        "n_val_pairs": len(val_pairs),
+        "n_extra_pairs": len(extra_pairs),
+    }
     if cfg.objective == "preference":
         if cfg.pairs == "shp":
             index = {(r.tweet_id, r.reply): i for i, r in enumerate(tr)}
             plist = preference_pairs(tr, cfg.pair_ratio, cfg.max_pairs_per_tweet, seed=cfg.seed)
-            pairs = [(index[(p.tweet_id, p.chosen)], index[(p.tweet_id, p.rejected)]) for p in plist]
+            pairs = [
+                (index[(p.tweet_id, p.chosen)], index[(p.tweet_id, p.rejected)]) for p in plist
+            ]
             margins = [p.margin for p in plist]
         else:
             eng = [engagement_raw(r) for r in tr]
@@ -323,16 +393,29 @@ def train_reward_model(cfg: RewardTrainConfig, records: Sequence, extra_pairs: S
         base = len(tr)
         for j, p in enumerate(extra_pairs):
             pairs.append((base + 2 * j, base + 2 * j + 1))
-            margins.append(p.margin if p.margin > 0 else 1.0)  # a human pick has no counts: weight 1
+            margins.append(
+                p.margin if p.margin > 0 else 1.0
+            )  # a human pick has no counts: weight 1
         pairs_arr = np.array(pairs, dtype=np.int64).reshape(-1, 2)
         if len(pairs_arr) == 0:
-            raise ValueError("no preference pairs in the training tweets: lower pair_ratio or add --pairs")
+            raise ValueError(
+                "no preference pairs in the training tweets: lower pair_ratio or add --pairs"
+            )
         if len(val_pairs) == 0:
-            raise ValueError("no SHP-style pairs among the validation tweets: raise val_frac or add data")
+            raise ValueError(
+                "no SHP-style pairs among the validation tweets: raise val_frac or add data"
+            )
         weight = np.asarray(margins, dtype=np.float32) if cfg.margin_weight else None
         summary["n_train_pairs"] = len(pairs_arr)
-        head, hist = fit_head(cfg, tb, vb, pairs=pairs_arr, pair_weight=weight,
-                              timing=cfg.pairs == "all", val_pairs=val_pairs)
+        head, hist = fit_head(
+            cfg,
+            tb,
+            vb,
+            pairs=pairs_arr,
+            pair_weight=weight,
+            timing=cfg.pairs == "all",
+            val_pairs=val_pairs,
+        )
     else:
         y_full = np.concatenate([y_tr, np.full(2 * len(extra_pairs), np.nan)])
         keep = np.flatnonzero(np.isfinite(y_full))
@@ -340,22 +423,32 @@ def train_reward_model(cfg: RewardTrainConfig, records: Sequence, extra_pairs: S
         head, hist = fit_head(cfg, sub, vb, y=y_full[keep], y_val=y_va)
     summary.update({k: v for k, v in hist.items() if k != "history"})
     summary["history"] = hist["history"]
-    log(f"best epoch {hist['best_epoch']} of {hist['epochs_run']}: validation "
-        f"{'pairwise accuracy' if cfg.objective == 'preference' else 'Spearman'} {hist['val_metric']:.4f}")
+    log(
+        f"best epoch {hist['best_epoch']} of {hist['epochs_run']}: validation "
+        f"{'pairwise accuracy' if cfg.objective == 'preference' else 'Spearman'} {hist['val_metric']:.4f}"
+    )
     model = RewardModel(head, encoder=cfg.encoder, embeddings=cache)
     # Fixed normalization statistics for the composite reward (composite.py): over training replies.
     all_tw, all_rp = [r.tweet for r in train], [r.reply for r in train]
     s = model.score(all_tw, all_rp)
     h = HeuristicReward(cfg.heuristic, embeddings=cache).score(all_tw, all_rp)
     model.meta = {
-        "objective": cfg.objective, "label": cfg.label, "pairs": cfg.pairs,
-        "score_mean": float(s.mean()), "score_std": float(s.std()) or 1.0,
-        "heuristic_mean": float(h.mean()), "heuristic_std": float(h.std()) or 1.0,
+        "objective": cfg.objective,
+        "label": cfg.label,
+        "pairs": cfg.pairs,
+        "score_mean": float(s.mean()),
+        "score_std": float(s.std()) or 1.0,
+        "heuristic_mean": float(h.mean()),
+        "heuristic_std": float(h.std()) or 1.0,
         "labeler": labeler.to_dict(),
         "context_labeler": fit_labeler(train, "log").to_dict(),
-        "split": {"seed": cfg.split.seed, **cfg.split.fractions()}, "train_splits": list(cfg.train_splits),
+        "split": {"seed": cfg.split.seed, **cfg.split.fractions()},
+        "train_splits": list(cfg.train_splits),
         "n_train_tweets": len({r.tweet_id for r in train}),
-        "val": {"metric": "pairwise_accuracy" if cfg.objective == "preference" else "spearman",
-                "value": hist["val_metric"], "best_epoch": hist["best_epoch"]},
+        "val": {
+            "metric": "pairwise_accuracy" if cfg.objective == "preference" else "spearman",
+            "value": hist["val_metric"],
+            "best_epoch": hist["best_epoch"],
+        },
     }
     return model, summary, sorted({r.tweet_id for r in train})

@@ -40,8 +40,10 @@ def shp_pair_index(records: Sequence, ratio: float = 2.0) -> tuple[np.ndarray, n
 
     index = {(r.tweet_id, r.reply): i for i, r in enumerate(records)}
     pairs = preference_pairs(records, ratio=ratio, max_pairs_per_tweet=10**9)
-    idx = np.array([(index[(p.tweet_id, p.chosen)], index[(p.tweet_id, p.rejected)]) for p in pairs],
-                   dtype=np.int64).reshape(-1, 2)
+    idx = np.array(
+        [(index[(p.tweet_id, p.chosen)], index[(p.tweet_id, p.rejected)]) for p in pairs],
+        dtype=np.int64,
+    ).reshape(-1, 2)
     tweet_of = {t: j for j, t in enumerate(sorted({r.tweet_id for r in records}))}
     groups = np.array([tweet_of[records[a].tweet_id] for a, _ in idx], dtype=np.int64)
     return idx, groups
@@ -59,8 +61,9 @@ def pair_wins(scores: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return (a > b) + 0.5 * (a == b)
 
 
-def bootstrap_margin(w_model: np.ndarray, w_base: np.ndarray, groups: np.ndarray, n_boot: int = 1000,
-                     seed: int = 0) -> tuple[float, float]:
+def bootstrap_margin(
+    w_model: np.ndarray, w_base: np.ndarray, groups: np.ndarray, n_boot: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """95 % CI of mean(w_model − w_base), resampling whole tweets (pairs of one tweet are correlated)."""
     if len(groups) == 0:
         return float("nan"), float("nan")
@@ -75,8 +78,14 @@ def bootstrap_margin(w_model: np.ndarray, w_base: np.ndarray, groups: np.ndarray
     return float(lo), float(hi)
 
 
-def validate_reward_model(model: Any, records: Sequence, ratio: float = 2.0, out_dir: str | Path | None = None,
-                          heuristic: Any = None, n_boot: int = 1000) -> dict:
+def validate_reward_model(
+    model: Any,
+    records: Sequence,
+    ratio: float = 2.0,
+    out_dir: str | Path | None = None,
+    heuristic: Any = None,
+    n_boot: int = 1000,
+) -> dict:
     """Metrics of `model` and the baselines on `records` (already restricted to held-out tweets).
 
     Returns:
@@ -87,8 +96,10 @@ def validate_reward_model(model: Any, records: Sequence, ratio: float = 2.0, out
     from replyrl.rewards.heuristic import HeuristicReward
 
     if not records:
-        raise ValueError("no held-out records to validate on: every tweet in the data was used for training "
-                         "(pass the gold/test split, or the full data file with the model's train_tweets.json)")
+        raise ValueError(
+            "no held-out records to validate on: every tweet in the data was used for training "
+            "(pass the gold/test split, or the full data file with the model's train_tweets.json)"
+        )
     meta = model.meta
     labeler = Labeler.from_dict(meta["labeler"]) if meta.get("labeler") else None
     if labeler is None:
@@ -100,48 +111,81 @@ def validate_reward_model(model: Any, records: Sequence, ratio: float = 2.0, out
     heuristic = heuristic or HeuristicReward(embeddings=model.embeddings)
     rm = model.score(tweets, replies)
     heur = heuristic.score(tweets, replies)
-    scores = {"reward model": rm, "reply length": np.array([len(r.strip()) for r in replies], dtype=float),
-              "heuristic": heur}
+    scores = {
+        "reward model": rm,
+        "reply length": np.array([len(r.strip()) for r in replies], dtype=float),
+        "heuristic": heur,
+    }
     if "heuristic_mean" in meta and "score_mean" in meta:
-        scores["composite 0.6/0.4"] = (0.6 * (rm - meta["score_mean"]) / meta["score_std"]
-                                       + 0.4 * (heur - meta["heuristic_mean"]) / meta["heuristic_std"])
+        scores["composite 0.6/0.4"] = (
+            0.6 * (rm - meta["score_mean"]) / meta["score_std"]
+            + 0.4 * (heur - meta["heuristic_mean"]) / meta["heuristic_std"]
+        )
     if meta.get("context_labeler"):
-        scores["context only"] = Labeler.from_dict(meta["context_labeler"]).context_prediction(records)
+        scores["context only"] = Labeler.from_dict(meta["context_labeler"]).context_prediction(
+            records
+        )
     pairs, groups = shp_pair_index(records, ratio)
     rows, wins = {}, {}
     for name, s in scores.items():
         wins[name] = pair_wins(s, pairs) if len(pairs) else np.zeros(0)
-        rows[name] = {"spearman": _corr(spearmanr, s, y), "pearson": _corr(pearsonr, s, y),
-                      "pairwise_accuracy": float(wins[name].mean()) if len(pairs) else float("nan")}
+        rows[name] = {
+            "spearman": _corr(spearmanr, s, y),
+            "pearson": _corr(pearsonr, s, y),
+            "pairwise_accuracy": float(wins[name].mean()) if len(pairs) else float("nan"),
+        }
     acc = {k: v["pairwise_accuracy"] for k, v in rows.items()}
     margin = acc["reward model"] - acc["reply length"]
-    ci = bootstrap_margin(wins["reward model"], wins["reply length"], groups, n_boot) if len(pairs) else (float("nan"),) * 2
+    ci = (
+        bootstrap_margin(wins["reward model"], wins["reply length"], groups, n_boot)
+        if len(pairs)
+        else (float("nan"),) * 2
+    )
     warnings = []
     if not margin > 0:
-        warnings.append(f"the reward model does not beat reply length on held-out pairs "
-                        f"(margin {100 * margin:+.1f} points): it has learned nothing beyond length; "
-                        "lower its weight in the composite reward")
+        warnings.append(
+            f"the reward model does not beat reply length on held-out pairs "
+            f"(margin {100 * margin:+.1f} points): it has learned nothing beyond length; "
+            "lower its weight in the composite reward"
+        )
     elif ci[0] <= 0:
-        warnings.append(f"the margin over reply length ({100 * margin:+.1f} points) is within noise "
-                        f"(95 % CI {100 * ci[0]:+.1f} to {100 * ci[1]:+.1f})")
+        warnings.append(
+            f"the margin over reply length ({100 * margin:+.1f} points) is within noise "
+            f"(95 % CI {100 * ci[0]:+.1f} to {100 * ci[1]:+.1f})"
+        )
     if not acc["reward model"] - acc["heuristic"] > 0:
         warnings.append("the reward model does not beat the heuristic on held-out pairs")
-    ctx_r2 = Labeler.from_dict(meta["context_labeler"]).context_r2 if meta.get("context_labeler") else None
+    ctx_r2 = (
+        Labeler.from_dict(meta["context_labeler"]).context_r2
+        if meta.get("context_labeler")
+        else None
+    )
     report = {
         "context_r2_log_likes": ctx_r2,
-        "n_records": len(records), "n_tweets": len({r.tweet_id for r in records}), "n_pairs": int(len(pairs)),
-        "label": labeler.kind, "objective": meta.get("objective"), "pair_ratio": ratio, "rows": rows,
-        "margin_over_length": margin, "margin_ci95": list(ci),
-        "margin_over_heuristic": acc["reward model"] - acc["heuristic"], "warnings": warnings,
+        "n_records": len(records),
+        "n_tweets": len({r.tweet_id for r in records}),
+        "n_pairs": len(pairs),
+        "label": labeler.kind,
+        "objective": meta.get("objective"),
+        "pair_ratio": ratio,
+        "rows": rows,
+        "margin_over_length": margin,
+        "margin_ci95": list(ci),
+        "margin_over_heuristic": acc["reward model"] - acc["heuristic"],
+        "warnings": warnings,
     }
     if out_dir is not None:
         out = Path(out_dir)
-        report["calibration_png"] = str(calibration_plot(rm, y, out / "calibration.png", labeler.kind))
+        report["calibration_png"] = str(
+            calibration_plot(rm, y, out / "calibration.png", labeler.kind)
+        )
         atomic_write_json(out / "validation.json", report)
     return report
 
 
-def calibration_plot(scores: np.ndarray, y: np.ndarray, path: Path, label: str, bins: int = 10) -> Path:
+def calibration_plot(
+    scores: np.ndarray, y: np.ndarray, path: Path, label: str, bins: int = 10
+) -> Path:
     """Mean label (± s.e.) per reward-score decile, written as a PNG (matplotlib Agg)."""
     import io
 

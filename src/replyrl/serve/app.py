@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from replyrl.serve.feedback import FeedbackLog, Shown, feedback_rows
-from replyrl.serve.suggest import SuggestError, Suggester
+from replyrl.serve.suggest import Suggester, SuggestError
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -50,10 +50,16 @@ class SuggestRequest(BaseModel):
     """Body of `POST /api/suggest`."""
 
     model_config = ConfigDict(extra="forbid")
-    tweet: str = Field(..., min_length=1, max_length=MAX_TWEET_CHARS, description="The tweet to reply to.")
+    tweet: str = Field(
+        ..., min_length=1, max_length=MAX_TWEET_CHARS, description="The tweet to reply to."
+    )
     k: int = Field(5, ge=1, le=MAX_K, description="How many distinct replies to return.")
-    temperature: float = Field(0.9, gt=0, le=2, allow_inf_nan=False, description="Sampling temperature.")
-    seed: int | None = Field(None, ge=0, description="Sampling seed; omit for fresh replies each time.")
+    temperature: float = Field(
+        0.9, gt=0, le=2, allow_inf_nan=False, description="Sampling temperature."
+    )
+    seed: int | None = Field(
+        None, ge=0, description="Sampling seed; omit for fresh replies each time."
+    )
 
     _tweet = field_validator("tweet")(_not_blank)
 
@@ -132,7 +138,9 @@ class GenerationQueue:
                 )
             self.admitted += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._worker, functools.partial(fn, *args))
+            return await asyncio.get_running_loop().run_in_executor(
+                self._worker, functools.partial(fn, *args)
+            )
         finally:
             with self._count:
                 self.admitted -= 1
@@ -145,11 +153,15 @@ def _field_name(loc: tuple | list) -> str:
     return ".".join(str(p) for p in loc if p != "body") or "body"
 
 
-def create_app(suggester: Suggester, feedback: FeedbackLog, queue_size: int = 4,
-               reward_name: str | None = None) -> FastAPI:
+def create_app(
+    suggester: Suggester, feedback: FeedbackLog, queue_size: int = 4, reward_name: str | None = None
+) -> FastAPI:
     """Build the app around an already loaded `Suggester` (fast fakes in tests, the policy in serve)."""
     app = FastAPI(
-        title="replyrl", version="0.1.0", docs_url=None, redoc_url=None,
+        title="replyrl",
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
         description="Reply suggestions from your trained model, and a feedback log for reward training.",
     )
     queue = GenerationQueue(queue_size)
@@ -160,12 +172,16 @@ def create_app(suggester: Suggester, feedback: FeedbackLog, queue_size: int = 4,
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's default body is fine for programs; add one sentence naming each bad field for people.
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-                  for e in exc.errors()]
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
         fields = [_field_name(e["loc"]) for e in errors]
         message = "; ".join(f"{f}: {e['msg']}" for f, e in zip(fields, errors))
-        return JSONResponse(status_code=422, content=jsonable_encoder(
-            {"detail": errors, "fields": fields, "message": message}))
+        return JSONResponse(
+            status_code=422,
+            content=jsonable_encoder({"detail": errors, "fields": fields, "message": message}),
+        )
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -178,31 +194,51 @@ def create_app(suggester: Suggester, feedback: FeedbackLog, queue_size: int = 4,
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         """Liveness, the loaded model and reward, and how full the generation queue is."""
-        return {"status": "ok", "model": suggester.model_name, "reward": reward, "queue": queue.state(),
-                "feedback_rows": feedback.count()}
+        return {
+            "status": "ok",
+            "model": suggester.model_name,
+            "reward": reward,
+            "queue": queue.state(),
+            "feedback_rows": feedback.count(),
+        }
 
-    @app.post("/api/suggest", response_model=SuggestResponse,
-              responses={422: {"description": "Bad input; `fields` names them"},
-                         503: {"description": "Generation queue full; retry later"}})
+    @app.post(
+        "/api/suggest",
+        response_model=SuggestResponse,
+        responses={
+            422: {"description": "Bad input; `fields` names them"},
+            503: {"description": "Generation queue full; retry later"},
+        },
+    )
     async def suggest(req: SuggestRequest) -> dict[str, Any]:
         """Sample, de-duplicate and rank up to k replies to a tweet."""
         seed = req.seed if req.seed is not None else rng.randrange(2**31)
         try:
             result = await queue.run(suggester.suggest, req.tweet, req.k, req.temperature, seed)
         except QueueFull as e:
-            raise HTTPException(status_code=503, detail=str(e), headers={"Retry-After": "5"}) from None
+            raise HTTPException(
+                status_code=503, detail=str(e), headers={"Retry-After": "5"}
+            ) from None
         except SuggestError as e:
             raise HTTPException(status_code=422, detail=str(e)) from None
-        except Exception as e:  # a broken model or reward: say what failed instead of a bare 500 page
+        except (
+            Exception
+        ) as e:  # a broken model or reward: say what failed instead of a bare 500 page
             log.exception("suggest failed")
-            raise HTTPException(status_code=500, detail=f"generation failed: {type(e).__name__}: {e}") from None
+            raise HTTPException(
+                status_code=500, detail=f"generation failed: {type(e).__name__}: {e}"
+            ) from None
         return {**result.to_dict(), "model": suggester.model_name, "reward": reward}
 
     @app.post("/api/feedback")
     async def post_feedback(req: FeedbackRequest) -> dict[str, Any]:
         """Record a choice: one preference row per reply passed over, appended under a lock and fsynced."""
-        rows = feedback_rows(req.tweet, Shown(req.chosen.reply, req.chosen.score),
-                             [Shown(o.reply, o.score) for o in req.others], model=suggester.model_name)
+        rows = feedback_rows(
+            req.tweet,
+            Shown(req.chosen.reply, req.chosen.score),
+            [Shown(o.reply, o.score) for o in req.others],
+            model=suggester.model_name,
+        )
         written = await run_in_threadpool(feedback.append, rows)
         return {"rows": written, "file": feedback.path.name}
 

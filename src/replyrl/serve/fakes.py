@@ -10,10 +10,30 @@ import threading
 
 import numpy as np
 
-from replyrl.serve.suggest import Suggester, SuggestConfig
+from replyrl.serve.suggest import SuggestConfig, Suggester
 
-_WORDS = ("great", "congrats", "love", "this", "library", "open", "source", "ship", "docs", "tests",
-          "users", "release", "nice", "work", "star", "fork", "issue", "welcome", "proud", "next")
+_WORDS = (
+    "great",
+    "congrats",
+    "love",
+    "this",
+    "library",
+    "open",
+    "source",
+    "ship",
+    "docs",
+    "tests",
+    "users",
+    "release",
+    "nice",
+    "work",
+    "star",
+    "fork",
+    "issue",
+    "welcome",
+    "proud",
+    "next",
+)
 
 
 class FakeGenerator:
@@ -58,4 +78,6 @@ class FakeRanker:
 
 def fake_suggester(cfg: SuggestConfig | None = None, delay_s: float = 0.0) -> Suggester:
     """A Suggester over the fakes above (its generator is `.generate`)."""
-    return Suggester(FakeGenerator(delay_s=delay_s), fake_embed, FakeRanker(), cfg, model_name="fake")
+    return Suggester(
+        FakeGenerator(delay_s=delay_s), fake_embed, FakeRanker(), cfg, model_name="fake"
+    )

@@ -52,8 +52,9 @@ def feedback_tweet_id(tweet: str) -> str:
     return "feedback:" + hashlib.sha1(tweet.strip().encode("utf-8")).hexdigest()[:12]
 
 
-def feedback_rows(tweet: str, chosen: Shown, others: Sequence[Shown], model: str,
-                  now: float | None = None) -> list[dict[str, Any]]:
+def feedback_rows(
+    tweet: str, chosen: Shown, others: Sequence[Shown], model: str, now: float | None = None
+) -> list[dict[str, Any]]:
     """One preference-pair row per not-chosen reply (others equal to the chosen text are skipped).
 
     >>> rows = feedback_rows("hi", Shown("a", 0.9), [Shown("b", 0.5)], model="m", now=0)
@@ -66,9 +67,16 @@ def feedback_rows(tweet: str, chosen: Shown, others: Sequence[Shown], model: str
     for o in others:
         if o.reply.strip() == chosen.reply.strip():
             continue  # read_pairs rejects a pair of identical texts; it says nothing anyway
-        extra = {"source": "feedback", "model": model, "time": stamp,
-                 "chosen_reward": float(chosen.score), "rejected_reward": float(o.score)}
-        rows.append(Pair(tid, tweet, chosen.reply, o.reply, None, None, FEEDBACK_MARGIN, extra).to_dict())
+        extra = {
+            "source": "feedback",
+            "model": model,
+            "time": stamp,
+            "chosen_reward": float(chosen.score),
+            "rejected_reward": float(o.score),
+        }
+        rows.append(
+            Pair(tid, tweet, chosen.reply, o.reply, None, None, FEEDBACK_MARGIN, extra).to_dict()
+        )
     return rows
 
 
@@ -92,8 +100,10 @@ class FeedbackLog:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 try:
                     view = memoryview(data)
-                    while view:  # os.write may write less than asked; finish the lines under the lock
-                        view = view[os.write(fd, view):]
+                    while (
+                        view
+                    ):  # os.write may write less than asked; finish the lines under the lock
+                        view = view[os.write(fd, view) :]
                     os.fsync(fd)
                 finally:
                     fcntl.flock(fd, fcntl.LOCK_UN)

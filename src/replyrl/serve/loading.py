@@ -37,14 +37,18 @@ def build_ranker(reward_dir: str | Path | None, embeddings: Any = None) -> Rewar
     return RewardRanker(fn, f"composite({path.name})")
 
 
-def load_suggester(model: str | None = None, reward: str | Path | None = None,
-                   max_new_tokens: int = 48, cfg: SuggestConfig | None = None,
-                   device: str = "cpu") -> Suggester:
+def load_suggester(
+    model: str | None = None,
+    reward: str | Path | None = None,
+    max_new_tokens: int = 48,
+    cfg: SuggestConfig | None = None,
+    device: str = "cpu",
+) -> Suggester:
     """Load the policy (base model or adapter folder), the encoder and the reward once."""
+    from transformers.utils import logging as hf_logging
+
     from replyrl.models import load_policy
     from replyrl.rewards.embeddings import EmbeddingCache
-
-    from transformers.utils import logging as hf_logging
 
     cfg = cfg or SuggestConfig()  # validate before any model loads
     hf_logging.disable_progress_bar()  # people read this output; weight-loading bars are noise here
@@ -54,6 +58,14 @@ def load_suggester(model: str | None = None, reward: str | Path | None = None,
     ranker = build_ranker(reward, embeddings)
     # Load the encoder, VADER and the profanity model now, not inside the first person's request.
     ranker.score("warm-up", ["warming up the reward"])
-    m, tok = load_policy(model, device=device, merge_adapter=True)  # merged LoRA: same outputs, faster generate
+    m, tok = load_policy(
+        model, device=device, merge_adapter=True
+    )  # merged LoRA: same outputs, faster generate
     name = "default (SmolLM2-135M-Instruct)" if model in (None, "", "default") else str(model)
-    return Suggester(policy_generator(m, tok, max_new_tokens=max_new_tokens), embeddings.encode, ranker, cfg, name)
+    return Suggester(
+        policy_generator(m, tok, max_new_tokens=max_new_tokens),
+        embeddings.encode,
+        ranker,
+        cfg,
+        name,
+    )

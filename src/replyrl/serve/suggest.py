@@ -49,7 +49,9 @@ class SuggestConfig:
 
     def __post_init__(self) -> None:
         if self.oversample < 1:
-            raise SuggestError(f"oversample must be >= 1 (sample at least k candidates), got {self.oversample}")
+            raise SuggestError(
+                f"oversample must be >= 1 (sample at least k candidates), got {self.oversample}"
+            )
         if not 0 < self.dedup_threshold <= 1:
             raise SuggestError(f"dedup_threshold must be in (0, 1], got {self.dedup_threshold}")
         if self.max_rounds < 1 or self.max_candidates < 1:
@@ -91,7 +93,8 @@ class SuggestResult:
         return {
             "tweet": self.tweet,
             "suggestions": [
-                {"reply": s.reply, "score": s.score, "components": dict(s.components)} for s in self.suggestions
+                {"reply": s.reply, "score": s.score, "components": dict(s.components)}
+                for s in self.suggestions
             ],
             "n_sampled": self.n_sampled,
             "n_distinct": self.n_distinct,
@@ -125,9 +128,13 @@ class RewardRanker:
         if n == 0:
             return np.zeros(0), {}
         tweets = [tweet] * n
-        totals = np.asarray(self.fn(tweets, list(replies), tweet=tweets), dtype=np.float64).reshape(-1)
+        totals = np.asarray(self.fn(tweets, list(replies), tweet=tweets), dtype=np.float64).reshape(
+            -1
+        )
         if totals.shape[0] != n or not np.all(np.isfinite(totals)):
-            raise SuggestError(f"reward '{self.name}' returned {totals.shape[0]} values (or non-finite ones) for {n} replies")
+            raise SuggestError(
+                f"reward '{self.name}' returned {totals.shape[0]} values (or non-finite ones) for {n} replies"
+            )
         comps: dict[str, np.ndarray] = {}
         for key, vals in (getattr(self.fn, "last_components", None) or {}).items():
             arr = np.asarray(vals, dtype=np.float64).reshape(-1)
@@ -142,8 +149,13 @@ def normalize_text(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def select_distinct(order: Sequence[int], emb: np.ndarray, k: int, threshold: float,
-                    tweet_emb: np.ndarray | None = None) -> list[int]:
+def select_distinct(
+    order: Sequence[int],
+    emb: np.ndarray,
+    k: int,
+    threshold: float,
+    tweet_emb: np.ndarray | None = None,
+) -> list[int]:
     """Greedily keep up to k indices from `order` (best first) whose embedding cosine to every kept
     one, and to the tweet, is at most `threshold`. Embeddings must be L2-normalized.
 
@@ -166,15 +178,23 @@ def select_distinct(order: Sequence[int], emb: np.ndarray, k: int, threshold: fl
 class Suggester:
     """Samples, de-duplicates and ranks replies; holds the loaded model behind `generate`."""
 
-    def __init__(self, generate: Generate, embed: Embed, ranker: Ranker,
-                 cfg: SuggestConfig | None = None, model_name: str = "default") -> None:
+    def __init__(
+        self,
+        generate: Generate,
+        embed: Embed,
+        ranker: Ranker,
+        cfg: SuggestConfig | None = None,
+        model_name: str = "default",
+    ) -> None:
         self.generate = generate
         self.embed = embed
         self.ranker = ranker
         self.cfg = cfg or SuggestConfig()
         self.model_name = model_name
 
-    def suggest(self, tweet: str, k: int = 5, temperature: float = 0.9, seed: int = 0) -> SuggestResult:
+    def suggest(
+        self, tweet: str, k: int = 5, temperature: float = 0.9, seed: int = 0
+    ) -> SuggestResult:
         """Return up to k distinct replies to `tweet`, best first (k when the model can produce them)."""
         tweet = tweet.strip()
         if not tweet:
@@ -211,22 +231,35 @@ class Suggester:
                 # so scores from different rounds are only comparable when computed together.
                 totals, comps = self.ranker.score(tweet, pool)
                 order = np.argsort(-totals, kind="stable")
-                kept = select_distinct(order.tolist(), emb, len(pool), cfg.dedup_threshold, tweet_emb)
+                kept = select_distinct(
+                    order.tolist(), emb, len(pool), cfg.dedup_threshold, tweet_emb
+                )
             if len(kept) >= k:
                 break
         suggestions = [
-            Suggestion(pool[i], float(totals[i]), {c: float(v[i]) for c, v in comps.items()}) for i in kept[:k]
+            Suggestion(pool[i], float(totals[i]), {c: float(v[i]) for c, v in comps.items()})
+            for i in kept[:k]
         ]
-        return SuggestResult(tweet, suggestions, n_sampled, len(kept), rounds, time.perf_counter() - t0, seed)
+        return SuggestResult(
+            tweet, suggestions, n_sampled, len(kept), rounds, time.perf_counter() - t0, seed
+        )
 
 
-def policy_generator(model: Any, tokenizer: Any, max_new_tokens: int = 48, top_p: float = 0.95) -> Generate:
+def policy_generator(
+    model: Any, tokenizer: Any, max_new_tokens: int = 48, top_p: float = 0.95
+) -> Generate:
     """A `Generate` over a loaded policy: one batched sampling pass of n rows for the tweet."""
     from replyrl.generation import SamplingConfig, generate_replies
 
     def generate(tweet: str, n: int, temperature: float, seed: int) -> list[str]:
-        cfg = SamplingConfig(n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                             batch_prompts=1, seed=seed)
+        cfg = SamplingConfig(
+            n=n,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            batch_prompts=1,
+            seed=seed,
+        )
         return generate_replies(model, tokenizer, [tweet], cfg)[0]
 
     return generate
@@ -236,7 +269,12 @@ def encoder_embedder(encoder: Any) -> Embed:
     """An `Embed` over a SentenceTransformer (normalized, so a dot product is the cosine)."""
 
     def embed(texts: list[str]) -> np.ndarray:
-        return encoder.encode(list(texts), batch_size=64, normalize_embeddings=True,
-                              convert_to_numpy=True, show_progress_bar=False)
+        return encoder.encode(
+            list(texts),
+            batch_size=64,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
 
     return embed

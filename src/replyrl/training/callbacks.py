@@ -79,17 +79,36 @@ class AdaptiveKLCallback(TrainerCallback):
                 atomic_write_json(ckpt / "adaptive_kl.json", {"coef": self.trainer.beta})
 
     def restore(self, checkpoint: str | None) -> None:
-        if self.trainer is not None and checkpoint and (Path(checkpoint) / "adaptive_kl.json").exists():
-            self.trainer.beta = json.loads((Path(checkpoint) / "adaptive_kl.json").read_text())["coef"]
+        if (
+            self.trainer is not None
+            and checkpoint
+            and (Path(checkpoint) / "adaptive_kl.json").exists()
+        ):
+            self.trainer.beta = json.loads((Path(checkpoint) / "adaptive_kl.json").read_text())[
+                "coef"
+            ]
 
 
 class SamplesCallback(TrainerCallback):
     """Every `every` steps, sample replies to a few fixed training tweets into samples.jsonl."""
 
-    def __init__(self, path: Path, tweets: list[str], every: int, instruction: str, max_new_tokens: int = 32,
-                 n: int = 2, seed: int = 0):
+    def __init__(
+        self,
+        path: Path,
+        tweets: list[str],
+        every: int,
+        instruction: str,
+        max_new_tokens: int = 32,
+        n: int = 2,
+        seed: int = 0,
+    ):
         self.path, self.tweets, self.every = Path(path), tweets, every
-        self.instruction, self.max_new_tokens, self.n, self.seed = instruction, max_new_tokens, n, seed
+        self.instruction, self.max_new_tokens, self.n, self.seed = (
+            instruction,
+            max_new_tokens,
+            n,
+            seed,
+        )
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
         if not self.every or state.global_step % self.every or not state.is_world_process_zero:
@@ -100,8 +119,12 @@ class SamplesCallback(TrainerCallback):
 
         was_training, side = model.training, processing_class.padding_side
         model.eval()
-        cfg = SamplingConfig(n=self.n, max_new_tokens=self.max_new_tokens, seed=self.seed + state.global_step,
-                             instruction=self.instruction)
+        cfg = SamplingConfig(
+            n=self.n,
+            max_new_tokens=self.max_new_tokens,
+            seed=self.seed + state.global_step,
+            instruction=self.instruction,
+        )
         replies = generate_replies(model, processing_class, self.tweets, cfg)
         if was_training:
             model.train()

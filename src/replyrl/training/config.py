@@ -34,7 +34,9 @@ class DataConfig:
 
     def __post_init__(self):
         if not self.quartiles or any(q not in (1, 2, 3, 4) for q in self.quartiles):
-            raise ValueError(f"data.quartiles must be a non-empty subset of [1, 2, 3, 4], got {self.quartiles}")
+            raise ValueError(
+                f"data.quartiles must be a non-empty subset of [1, 2, 3, 4], got {self.quartiles}"
+            )
         if self.max_tweets < 0:
             raise ValueError(f"data.max_tweets must be >= 0, got {self.max_tweets}")
 
@@ -53,7 +55,9 @@ class ModelConfig:
     """LoRA scaling numerator."""
     lora_dropout: float = 0.0
     """LoRA dropout (0 keeps CPU runs deterministic)."""
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
     """Modules that get LoRA adapters."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weight dtype (bfloat16 on GPU)."""
@@ -81,8 +85,15 @@ class AdaptiveKLConfig:
     """Upper bound of the coefficient."""
 
     def __post_init__(self):
-        if self.target <= 0 or self.up <= 1 or not 0 < self.down < 1 or not 0 < self.min_coef <= self.max_coef:
-            raise ValueError("grpo.adaptive_kl: need target > 0, up > 1, 0 < down < 1, 0 < min_coef <= max_coef")
+        if (
+            self.target <= 0
+            or self.up <= 1
+            or not 0 < self.down < 1
+            or not 0 < self.min_coef <= self.max_coef
+        ):
+            raise ValueError(
+                "grpo.adaptive_kl: need target > 0, up > 1, 0 < down < 1, 0 < min_coef <= max_coef"
+            )
 
 
 @dataclass
@@ -124,13 +135,17 @@ class GRPOSection:
 
     def __post_init__(self):
         if self.num_generations < 2:
-            raise ValueError(f"grpo.num_generations must be >= 2 (groups need siblings), got {self.num_generations}")
+            raise ValueError(
+                f"grpo.num_generations must be >= 2 (groups need siblings), got {self.num_generations}"
+            )
         if self.prompts_per_step < 1 or self.max_completion_length < 1:
             raise ValueError("grpo.prompts_per_step and grpo.max_completion_length must be >= 1")
         if self.kl_coef < 0 or self.epsilon <= 0 or self.epsilon_high <= 0:
             raise ValueError("grpo.kl_coef must be >= 0 and grpo.epsilon(_high) > 0")
         if self.adaptive_kl.enabled and self.kl_coef == 0:
-            raise ValueError("grpo.adaptive_kl.enabled needs grpo.kl_coef > 0 (with 0 TRL loads no reference model)")
+            raise ValueError(
+                "grpo.adaptive_kl.enabled needs grpo.kl_coef > 0 (with 0 TRL loads no reference model)"
+            )
 
 
 @dataclass
@@ -188,9 +203,13 @@ class OptimConfig:
         if self.max_steps < 1 or self.learning_rate <= 0 or self.batch_size < 1:
             raise ValueError("optim: need max_steps >= 1, learning_rate > 0, batch_size >= 1")
         if self.save_steps < 1 or self.logging_steps < 1 or self.gradient_accumulation_steps < 1:
-            raise ValueError("optim: save_steps, logging_steps and gradient_accumulation_steps must be >= 1")
+            raise ValueError(
+                "optim: save_steps, logging_steps and gradient_accumulation_steps must be >= 1"
+            )
         if self.bf16 and self.use_cpu:
-            raise ValueError("optim.bf16 needs a GPU: set optim.use_cpu=false (or bf16=false on CPU)")
+            raise ValueError(
+                "optim.bf16 needs a GPU: set optim.use_cpu=false (or bf16=false on CPU)"
+            )
 
 
 @dataclass

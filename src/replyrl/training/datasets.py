@@ -31,7 +31,9 @@ def load_phase_records(data: DataConfig, recipe: str, seed: int = 0) -> list[Rec
         keep_set = set(keep)
         records = [r for r in records if r.tweet_id in keep_set]
     if not records:
-        raise ValueError(f"no training records for recipe {recipe!r} (split {split!r} of {data.path or 'synthetic'})")
+        raise ValueError(
+            f"no training records for recipe {recipe!r} (split {split!r} of {data.path or 'synthetic'})"
+        )
     return records
 
 
@@ -69,8 +71,14 @@ def rl_rows(records: list[Record], labels: np.ndarray, data: DataConfig) -> list
         if quart[tid] not in data.quartiles:
             continue
         best = g[0][0]
-        rows.append({"prompt": prompt_messages(best.tweet, data.instruction), "tweet": best.tweet,
-                     "reply": best.reply, "tweet_id": tid})
+        rows.append(
+            {
+                "prompt": prompt_messages(best.tweet, data.instruction),
+                "tweet": best.tweet,
+                "reply": best.reply,
+                "tweet_id": tid,
+            }
+        )
     if not rows:
         raise ValueError(f"no tweets left after keeping engagement quartiles {data.quartiles}")
     return rows
@@ -88,19 +96,34 @@ def sft_rows(records: list[Record], labels: np.ndarray, data: DataConfig) -> lis
         else:
             chosen = g
         for r, _ in chosen:
-            rows.append({"prompt": prompt_messages(r.tweet, data.instruction),
-                         "completion": [{"role": "assistant", "content": r.reply}], "tweet_id": tid})
+            rows.append(
+                {
+                    "prompt": prompt_messages(r.tweet, data.instruction),
+                    "completion": [{"role": "assistant", "content": r.reply}],
+                    "tweet_id": tid,
+                }
+            )
     return rows
 
 
-def dpo_rows(records: list[Record], data: DataConfig, ratio: float, max_pairs_per_tweet: int,
-             seed: int) -> list[dict]:
+def dpo_rows(
+    records: list[Record], data: DataConfig, ratio: float, max_pairs_per_tweet: int, seed: int
+) -> list[dict]:
     """Preference rows (prompt, chosen, rejected) from engagement-ranked reply pairs (DESIGN §2)."""
     from replyrl.data.pairs import preference_pairs
 
-    pairs = preference_pairs(records, ratio=ratio, max_pairs_per_tweet=max_pairs_per_tweet, seed=seed)
+    pairs = preference_pairs(
+        records, ratio=ratio, max_pairs_per_tweet=max_pairs_per_tweet, seed=seed
+    )
     if not pairs:
-        raise ValueError("no preference pairs in the training records: lower dpo.pair_ratio or add data")
-    return [{"prompt": prompt_messages(p.tweet, data.instruction),
-             "chosen": [{"role": "assistant", "content": p.chosen}],
-             "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs]
+        raise ValueError(
+            "no preference pairs in the training records: lower dpo.pair_ratio or add data"
+        )
+    return [
+        {
+            "prompt": prompt_messages(p.tweet, data.instruction),
+            "chosen": [{"role": "assistant", "content": p.chosen}],
+            "rejected": [{"role": "assistant", "content": p.rejected}],
+        }
+        for p in pairs
+    ]

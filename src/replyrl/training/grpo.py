@@ -26,13 +26,28 @@ class ObjectiveReward:
 
     __name__ = "objective"
 
-    def __init__(self, engagement, beta: float, lam: float, mode: str = "additive", floor: float = 0.05,
-                 encoder=None):
+    def __init__(
+        self,
+        engagement,
+        beta: float,
+        lam: float,
+        mode: str = "additive",
+        floor: float = 0.05,
+        encoder=None,
+    ):
         from replyrl.rewards.embeddings import EmbeddingCache
 
-        self.engagement, self.beta, self.lam, self.mode, self.floor = engagement, beta, lam, mode, floor
+        self.engagement, self.beta, self.lam, self.mode, self.floor = (
+            engagement,
+            beta,
+            lam,
+            mode,
+            floor,
+        )
         # One cache for the whole run: the encoder loads once and repeated texts are encoded once.
-        self.embeddings = encoder if isinstance(encoder, EmbeddingCache) else EmbeddingCache(encoder)
+        self.embeddings = (
+            encoder if isinstance(encoder, EmbeddingCache) else EmbeddingCache(encoder)
+        )
 
     def __call__(self, prompts, completions, **columns) -> list[float]:
         from replyrl.rewards.base import completion_texts
@@ -46,8 +61,16 @@ class ObjectiveReward:
             r = np.zeros(len(texts))
         keys = columns.get("tweet_id") or [str(p) for p in prompts]
         stats: dict[str, float] = {}
-        credit = diversity_credit(keys, texts, r, mode=self.mode, lam=self.lam, encoder=self.embeddings,
-                                  floor=self.floor, stats=stats)
+        credit = diversity_credit(
+            keys,
+            texts,
+            r,
+            mode=self.mode,
+            lam=self.lam,
+            encoder=self.embeddings,
+            floor=self.floor,
+            stats=stats,
+        )
         total = policy_reward(r, credit, self.beta)
         if not np.all(np.isfinite(total)):
             raise ValueError(f"objective reward produced non-finite values: {total.tolist()}")
@@ -63,8 +86,15 @@ class ObjectiveReward:
 class ObjectiveGRPOTrainer(GRPOTrainer):
     """GRPO with α·SFT + (β + λ)·PG; α, β, λ come from `ObjectiveConfig.resolved(recipe)`."""
 
-    def __init__(self, *args, alpha: float, beta: float, lam: float, advantage_clip: float | None = None,
-                 **kwargs):
+    def __init__(
+        self,
+        *args,
+        alpha: float,
+        beta: float,
+        lam: float,
+        advantage_clip: float | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.alpha, self.pg_beta, self.lam, self.advantage_clip = alpha, beta, lam, advantage_clip
 
@@ -86,13 +116,18 @@ class ObjectiveGRPOTrainer(GRPOTrainer):
         seen: set[str] = set()
         ids, labels, flags = [], [], []
         for x in inputs:
-            prompt_text = tok.apply_chat_template(x["prompt"], tokenize=False, add_generation_prompt=True)
+            prompt_text = tok.apply_chat_template(
+                x["prompt"], tokenize=False, add_generation_prompt=True
+            )
             full_text = tok.apply_chat_template(
-                x["prompt"] + [{"role": "assistant", "content": x["reply"]}], tokenize=False)
+                x["prompt"] + [{"role": "assistant", "content": x["reply"]}], tokenize=False
+            )
             p_ids = tok(prompt_text, add_special_tokens=False)["input_ids"]
-            f_ids = tok(full_text, add_special_tokens=False)["input_ids"][: len(p_ids) + self.max_completion_length]
+            f_ids = tok(full_text, add_special_tokens=False)["input_ids"][
+                : len(p_ids) + self.max_completion_length
+            ]
             ids.append(f_ids)
-            labels.append([-100] * len(p_ids) + f_ids[len(p_ids):])
+            labels.append([-100] * len(p_ids) + f_ids[len(p_ids) :])
             key = x.get("tweet_id") or prompt_text
             flags.append(key not in seen)
             seen.add(key)
@@ -100,9 +135,15 @@ class ObjectiveGRPOTrainer(GRPOTrainer):
         pad = tok.pad_token_id
         device = self.accelerator.device
         return {
-            "sft_input_ids": torch.tensor([i + [pad] * (width - len(i)) for i in ids], device=device),
-            "sft_attention_mask": torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i in ids], device=device),
-            "sft_labels": torch.tensor([lab + [-100] * (width - len(lab)) for lab in labels], device=device),
+            "sft_input_ids": torch.tensor(
+                [i + [pad] * (width - len(i)) for i in ids], device=device
+            ),
+            "sft_attention_mask": torch.tensor(
+                [[1] * len(i) + [0] * (width - len(i)) for i in ids], device=device
+            ),
+            "sft_labels": torch.tensor(
+                [lab + [-100] * (width - len(lab)) for lab in labels], device=device
+            ),
             "sft_rows": torch.tensor(flags, device=device),
         }
 
@@ -111,8 +152,10 @@ class ObjectiveGRPOTrainer(GRPOTrainer):
         rows = inputs["sft_rows"].bool()
         if not rows.any():
             return None
-        logits = model(input_ids=inputs["sft_input_ids"][rows],
-                       attention_mask=inputs["sft_attention_mask"][rows]).logits  # (b, T, V)
+        logits = model(
+            input_ids=inputs["sft_input_ids"][rows],
+            attention_mask=inputs["sft_attention_mask"][rows],
+        ).logits  # (b, T, V)
         return sft_nll(logits, inputs["sft_labels"][rows])
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -66,7 +66,9 @@ class ObjectiveConfig:
         if self.advantage_clip is not None and self.advantage_clip <= 0:
             raise ValueError(f"objective.advantage_clip must be > 0, got {self.advantage_clip}")
         if not 0 <= self.diversity_floor < 1:
-            raise ValueError(f"objective.diversity_floor must be in [0, 1), got {self.diversity_floor}")
+            raise ValueError(
+                f"objective.diversity_floor must be in [0, 1), got {self.diversity_floor}"
+            )
 
     def resolved(self, recipe: str) -> tuple[float, float, float]:
         """(α, β, λ) for `recipe`, with explicit values overriding the recipe's defaults."""
@@ -75,7 +77,9 @@ class ObjectiveConfig:
         b = b if self.pg_weight is None else self.pg_weight
         lam = lam if self.diversity_weight is None else self.diversity_weight
         if a + b + lam == 0:
-            raise ValueError("objective: sft_weight, pg_weight and diversity_weight are all 0: nothing to train")
+            raise ValueError(
+                "objective: sft_weight, pg_weight and diversity_weight are all 0: nothing to train"
+            )
         return a, b, lam
 
 
@@ -84,7 +88,9 @@ def policy_reward(engagement: np.ndarray, credit: np.ndarray, beta: float) -> np
     return beta * np.asarray(engagement, dtype=np.float64) + np.asarray(credit, dtype=np.float64)
 
 
-def group_advantages(rewards: torch.Tensor, k: int, scale: bool = True, clip: float | None = None) -> torch.Tensor:
+def group_advantages(
+    rewards: torch.Tensor, k: int, scale: bool = True, clip: float | None = None
+) -> torch.Tensor:
     """GRPO advantages: (r - group mean) / group std, per group of k consecutive completions.
 
     A group whose rewards are all equal gets zero advantage (its std is 0, so the numerator is 0).
@@ -110,8 +116,13 @@ def sft_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     )
 
 
-def total_loss(pg_loss: torch.Tensor | None, sft_loss: torch.Tensor | None, alpha: float, beta: float,
-               lam: float) -> torch.Tensor:
+def total_loss(
+    pg_loss: torch.Tensor | None,
+    sft_loss: torch.Tensor | None,
+    alpha: float,
+    beta: float,
+    lam: float,
+) -> torch.Tensor:
     """L = α·L_sft + (β + λ)·L_pg; either term may be absent when its weight is 0."""
     terms = []
     if sft_loss is not None and alpha > 0:

@@ -28,7 +28,15 @@ from replyrl.config import from_dict
 from replyrl.io import atomic_write_json, atomic_write_text
 from replyrl.training.config import TrainConfig
 
-PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "sentence-transformers")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "accelerate",
+    "datasets",
+    "sentence-transformers",
+)
 
 
 def run_dir_of(cfg: TrainConfig) -> Path:
@@ -50,8 +58,12 @@ def package_versions() -> dict[str, str]:
 def git_commit() -> str:
     try:
         here = Path(__file__).resolve().parent
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                              timeout=5).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -78,8 +90,13 @@ def _lora(cfg: TrainConfig):
     if cfg.model.init_adapter:
         return None  # the adapter we continue from carries its own LoRA config
     m = cfg.model
-    return LoraConfig(task_type="CAUSAL_LM", r=m.lora_r, lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout,
-                      target_modules=list(m.target_modules))
+    return LoraConfig(
+        task_type="CAUSAL_LM",
+        r=m.lora_r,
+        lora_alpha=m.lora_alpha,
+        lora_dropout=m.lora_dropout,
+        target_modules=list(m.target_modules),
+    )
 
 
 def _policy(cfg: TrainConfig):
@@ -94,7 +111,9 @@ def _policy(cfg: TrainConfig):
 
         from replyrl.models import adapter_base
 
-        base = AutoModelForCausalLM.from_pretrained(resolve_policy(adapter_base(cfg.model.init_adapter)), dtype=dtype)
+        base = AutoModelForCausalLM.from_pretrained(
+            resolve_policy(adapter_base(cfg.model.init_adapter)), dtype=dtype
+        )
         model = PeftModel.from_pretrained(base, cfg.model.init_adapter, is_trainable=True)
     else:
         model = AutoModelForCausalLM.from_pretrained(resolve_policy(cfg.model.name), dtype=dtype)
@@ -105,11 +124,22 @@ def _policy(cfg: TrainConfig):
 def _common_args(cfg: TrainConfig, out: Path) -> dict:
     o = cfg.optim
     return dict(
-        output_dir=str(out / "checkpoints"), max_steps=o.max_steps, learning_rate=o.learning_rate,
-        gradient_accumulation_steps=o.gradient_accumulation_steps, warmup_steps=o.warmup_steps,
-        max_grad_norm=o.max_grad_norm, logging_steps=o.logging_steps, save_steps=o.save_steps,
-        save_total_limit=o.save_total_limit, bf16=o.bf16, use_cpu=o.use_cpu, report_to=list(o.report_to),
-        seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0, disable_tqdm=False,
+        output_dir=str(out / "checkpoints"),
+        max_steps=o.max_steps,
+        learning_rate=o.learning_rate,
+        gradient_accumulation_steps=o.gradient_accumulation_steps,
+        warmup_steps=o.warmup_steps,
+        max_grad_norm=o.max_grad_norm,
+        logging_steps=o.logging_steps,
+        save_steps=o.save_steps,
+        save_total_limit=o.save_total_limit,
+        bf16=o.bf16,
+        use_cpu=o.use_cpu,
+        report_to=list(o.report_to),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
         activation_checkpointing=o.gradient_checkpointing,
     )
 
@@ -129,16 +159,28 @@ def build_trainer(cfg: TrainConfig, out: Path):
 
         rows = ds.sft_rows(records, labels, cfg.data)
         args = SFTConfig(**common, per_device_train_batch_size=cfg.optim.batch_size, max_length=384)
-        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
-                             peft_config=_lora(cfg))
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tok,
+            peft_config=_lora(cfg),
+        )
     elif cfg.recipe == "dpo":
         from trl import DPOConfig, DPOTrainer
 
         d = cfg.dpo
         rows = ds.dpo_rows(records, cfg.data, d.pair_ratio, d.max_pairs_per_tweet, cfg.seed)
-        args = DPOConfig(**common, per_device_train_batch_size=d.batch_size, beta=d.beta, max_length=384)
-        trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
-                             peft_config=_lora(cfg))
+        args = DPOConfig(
+            **common, per_device_train_batch_size=d.batch_size, beta=d.beta, max_length=384
+        )
+        trainer = DPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tok,
+            peft_config=_lora(cfg),
+        )
     else:
         trainer = _grpo_trainer(cfg, out, model, tok, ds.rl_rows(records, labels, cfg.data), common)
     trainer.replyrl_sample_tweets = sorted({r.tweet for r in records})[:2]
@@ -153,12 +195,22 @@ def objective_reward(cfg: TrainConfig):
     from replyrl.training.grpo import ObjectiveReward
 
     _, beta, lam = cfg.objective.resolved(cfg.recipe)
-    engagement = build_reward(validate_reward(cfg)) if beta > 0 or cfg.objective.diversity_mode != "additive" else None
+    engagement = (
+        build_reward(validate_reward(cfg))
+        if beta > 0 or cfg.objective.diversity_mode != "additive"
+        else None
+    )
     shared = getattr(engagement, "embeddings", None)
     if shared is not None and (shared.encoder_name or DEFAULT_ENCODER) != DEFAULT_ENCODER:
         shared = None  # another encoder: the credit keeps the default one, as without a reward
-    return ObjectiveReward(engagement, beta, lam, cfg.objective.diversity_mode, cfg.objective.diversity_floor,
-                           encoder=shared)
+    return ObjectiveReward(
+        engagement,
+        beta,
+        lam,
+        cfg.objective.diversity_mode,
+        cfg.objective.diversity_floor,
+        encoder=shared,
+    )
 
 
 def _grpo_trainer(cfg: TrainConfig, out: Path, model, tok, rows: list[dict], common: dict):
@@ -172,20 +224,41 @@ def _grpo_trainer(cfg: TrainConfig, out: Path, model, tok, rows: list[dict], com
     alpha, beta, lam = cfg.objective.resolved(cfg.recipe)
     reward = objective_reward(cfg)
     args = GRPOConfig(
-        **common, per_device_train_batch_size=g.prompts_per_step * g.num_generations,
-        num_generations=g.num_generations, max_completion_length=g.max_completion_length,
-        temperature=g.temperature, top_p=g.top_p, beta=g.kl_coef, loss_type=g.loss_type,
-        scale_rewards=g.scale_rewards, epsilon=g.epsilon, epsilon_high=g.epsilon_high,
-        num_iterations=g.num_iterations, entropy_coef=g.entropy_coef, use_adaptive_entropy=g.use_adaptive_entropy,
-        use_vllm=g.use_vllm, vllm_mode=g.vllm_mode, reward_weights=[1.0], log_completions=False,
-        remove_unused_columns=False, shuffle_dataset=True,
+        **common,
+        per_device_train_batch_size=g.prompts_per_step * g.num_generations,
+        num_generations=g.num_generations,
+        max_completion_length=g.max_completion_length,
+        temperature=g.temperature,
+        top_p=g.top_p,
+        beta=g.kl_coef,
+        loss_type=g.loss_type,
+        scale_rewards=g.scale_rewards,
+        epsilon=g.epsilon,
+        epsilon_high=g.epsilon_high,
+        num_iterations=g.num_iterations,
+        entropy_coef=g.entropy_coef,
+        use_adaptive_entropy=g.use_adaptive_entropy,
+        use_vllm=g.use_vllm,
+        vllm_mode=g.vllm_mode,
+        reward_weights=[1.0],
+        log_completions=False,
+        remove_unused_columns=False,
+        shuffle_dataset=True,
     )
     callbacks = []
     if g.adaptive_kl.enabled:
         callbacks.append(AdaptiveKLCallback(g.adaptive_kl))
     trainer = ObjectiveGRPOTrainer(
-        model=model, reward_funcs=[reward], args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
-        peft_config=_lora(cfg), callbacks=callbacks, alpha=alpha, beta=beta, lam=lam,
+        model=model,
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tok,
+        peft_config=_lora(cfg),
+        callbacks=callbacks,
+        alpha=alpha,
+        beta=beta,
+        lam=lam,
         advantage_clip=cfg.objective.advantage_clip,
     )
     for cb in callbacks:
@@ -193,25 +266,42 @@ def _grpo_trainer(cfg: TrainConfig, out: Path, model, tok, rows: list[dict], com
     return trainer
 
 
-def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, argv: list[str] | None = None) -> Path:
+def train(
+    cfg: TrainConfig, resume: bool = False, overwrite: bool = False, argv: list[str] | None = None
+) -> Path:
     """Run one training job; returns its run folder. See the module docstring for what it writes."""
     from transformers import set_seed
 
-    from replyrl.training.callbacks import AdaptiveKLCallback, JsonlLogCallback, SamplesCallback, truncate_log
+    from replyrl.training.callbacks import (
+        AdaptiveKLCallback,
+        JsonlLogCallback,
+        SamplesCallback,
+        truncate_log,
+    )
 
     if cfg.recipe in ("grpo", "hybrid") or cfg.objective.diversity_mode != "additive":
         validate_reward(cfg)
     out = run_dir_of(cfg)
     if out.exists() and not resume:
         if not overwrite and (out / "checkpoints").exists():
-            raise FileExistsError(f"{out} already holds a run: pass --resume to continue it or --overwrite")
+            raise FileExistsError(
+                f"{out} already holds a run: pass --resume to continue it or --overwrite"
+            )
         shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(asdict(cfg), sort_keys=False))
-    atomic_write_json(out / "run_info.json", {
-        "seed": cfg.seed, "recipe": cfg.recipe, "versions": package_versions(), "git_commit": git_commit(),
-        "argv": argv or sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resume": resume,
-    })
+    atomic_write_json(
+        out / "run_info.json",
+        {
+            "seed": cfg.seed,
+            "recipe": cfg.recipe,
+            "versions": package_versions(),
+            "git_commit": git_commit(),
+            "argv": argv or sys.argv,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "resume": resume,
+        },
+    )
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "tb")
     set_seed(cfg.seed)
     trainer = build_trainer(cfg, out)
@@ -221,9 +311,16 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, argv:
     truncate_log(out / "samples.jsonl", last_step)
     trainer.add_callback(JsonlLogCallback(out / "log_history.jsonl"))
     if cfg.optim.sample_every:
-        trainer.add_callback(SamplesCallback(out / "samples.jsonl", trainer.replyrl_sample_tweets,
-                                             cfg.optim.sample_every, cfg.data.instruction,
-                                             max_new_tokens=cfg.grpo.max_completion_length, seed=cfg.seed))
+        trainer.add_callback(
+            SamplesCallback(
+                out / "samples.jsonl",
+                trainer.replyrl_sample_tweets,
+                cfg.optim.sample_every,
+                cfg.data.instruction,
+                max_new_tokens=cfg.grpo.max_completion_length,
+                seed=cfg.seed,
+            )
+        )
     for cb in trainer.callback_handler.callbacks:
         if isinstance(cb, AdaptiveKLCallback):
             cb.restore(ckpt)
@@ -231,11 +328,20 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, argv:
     result = trainer.train(resume_from_checkpoint=ckpt)
     trainer.save_model(str(out / "adapter"))
     trainer.processing_class.save_pretrained(str(out / "adapter"))
-    (out / "adapter" / "training_args.bin").unlink(missing_ok=True)  # a pickle; config.yaml says the same
-    atomic_write_json(out / "metrics.json", {
-        "global_step": trainer.state.global_step, "train_loss": result.training_loss,
-        "seconds": round(time.time() - t0, 1), "recipe": cfg.recipe, "seed": cfg.seed,
-        "weights": dict(zip(("alpha", "beta", "lambda"), cfg.objective.resolved(cfg.recipe)))
-        if cfg.recipe in ("polychromic", "grpo", "hybrid") else None,
-    })
+    (out / "adapter" / "training_args.bin").unlink(
+        missing_ok=True
+    )  # a pickle; config.yaml says the same
+    atomic_write_json(
+        out / "metrics.json",
+        {
+            "global_step": trainer.state.global_step,
+            "train_loss": result.training_loss,
+            "seconds": round(time.time() - t0, 1),
+            "recipe": cfg.recipe,
+            "seed": cfg.seed,
+            "weights": dict(zip(("alpha", "beta", "lambda"), cfg.objective.resolved(cfg.recipe)))
+            if cfg.recipe in ("polychromic", "grpo", "hybrid")
+            else None,
+        },
+    )
     return out
