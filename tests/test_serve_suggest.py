@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from replyrl.models import DEFAULT_INSTRUCTION
 from replyrl.serve.fakes import FakeRanker, fake_embed, fake_suggester
+from replyrl.serve.style import TONES, Style
 from replyrl.serve.suggest import (
     RewardRanker,
     SuggestConfig,
@@ -40,7 +42,13 @@ def test_k_distinct_replies_ranked_best_first():
     assert len(replies) == 5 and len(set(replies)) == 5
     scores = [x.score for x in r.suggestions]
     assert scores == sorted(scores, reverse=True)
-    assert set(r.suggestions[0].components) == {"uniqueness", "length"}
+    assert set(r.suggestions[0].components) == {
+        "uniqueness",
+        "length",
+        "echo",
+        "as_author",
+        "penalty",
+    }
     assert r.n_sampled == 15 and r.rounds == 1  # 3 x k in one generate call
     assert s.generate.calls == [("Just shipped my first open source library!", 15, 0.9, 3)]
     emb = fake_embed(replies)
@@ -62,8 +70,9 @@ class _Scripted:
     def __init__(self, batches):
         self.batches, self.asked = list(batches), []
 
-    def __call__(self, tweet, n, temperature, seed):
+    def __call__(self, tweet, n, temperature, seed, instruction):
         self.asked.append((n, seed))
+        self.instruction = instruction
         batch = self.batches.pop(0) if self.batches else ["same reply again"] * n
         return (batch * n)[:n]
 
@@ -143,3 +152,79 @@ def test_reward_ranker_reads_components_and_rejects_bad_values():
     assert list(comps) == ["len"] and comps["len"].tolist() == [2.0, 4.0]
     with pytest.raises(SuggestError, match="non-finite"):
         RewardRanker(lambda p, c, **k: [float("nan")] * len(c), "nan").score("t", ["a"])
+
+
+class _PrefersLong:
+    """A reward that pays for length, like relevance pays for copying: an echo that adds words
+    to the tweet beats a short genuine reply unless the penalty steps in."""
+
+    name = "long"
+
+    def score(self, tweet, replies):
+        total = np.array([len(r) / 100.0 for r in replies])
+        return total, {"length": total}
+
+
+def test_echo_penalty_ranks_a_genuine_reply_above_an_echo():
+    tweet = "Finally finished my PhD thesis after five long years."
+    echo = "Finally finished my PhD thesis after five long years!! So proud."
+    genuine = "Huge congrats, what is next?"
+    gen = _Scripted([[echo, genuine]])
+    # dedup_threshold=1: the encoder's echo filter is off, so the ranking alone must handle it.
+    cfg = SuggestConfig(oversample=1.0, max_rounds=1, dedup_threshold=1.0)
+    r = Suggester(gen, fake_embed, _PrefersLong(), cfg).suggest(tweet, k=2, seed=0)
+    assert [x.reply for x in r.suggestions] == [genuine, echo]
+    top, low = r.suggestions
+    assert top.components["echo"] < 0.3 and top.components["penalty"] == 0.0
+    # echo 1.0 -> full penalty: weight 1 + spread of the totals (0.66 - 0.29)
+    assert low.components["echo"] == 1.0 and low.components["as_author"] == 0.0
+    assert low.components["penalty"] == pytest.approx(1.0 + (len(echo) - len(genuine)) / 100)
+    assert low.score == pytest.approx(len(echo) / 100 - low.components["penalty"])
+    # Off switch: the reward alone ranks, and no echo components are shown.
+    off = Suggester(
+        _Scripted([[echo, genuine]]),
+        fake_embed,
+        _PrefersLong(),
+        SuggestConfig(oversample=1.0, max_rounds=1, dedup_threshold=1.0, echo_weight=0),
+    ).suggest(tweet, k=2, seed=0)
+    assert [x.reply for x in off.suggestions] == [echo, genuine]
+    assert set(off.suggestions[0].components) == {"length"}
+
+
+def test_echo_terms_follow_the_pool_across_rounds():
+    # Round 2 adds an echo; its echo value must line up with its own reply after re-scoring.
+    tweet = "Launch day for our new coffee app!"
+    gen = _Scripted(
+        [["alpha beta", "alpha beta"], ["Launch day for our new coffee app!!!", "gamma"]]
+    )
+    cfg = SuggestConfig(oversample=1.0, max_rounds=2, dedup_threshold=1.0)
+    r = Suggester(gen, fake_embed, FakeRanker(), cfg).suggest(tweet, k=3, seed=0)
+    by_reply = {x.reply: x.components for x in r.suggestions}
+    assert by_reply["Launch day for our new coffee app!!!"]["echo"] == 1.0
+    assert by_reply["alpha beta"]["echo"] == 0.0 and by_reply["gamma"]["echo"] == 0.0
+    assert r.suggestions[-1].reply == "Launch day for our new coffee app!!!"
+
+
+def test_echo_weight_is_validated():
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(SuggestError, match="echo_weight"):
+            SuggestConfig(echo_weight=bad)
+
+
+def test_style_sets_the_instruction_of_every_round():
+    s = fake_suggester()
+    s.suggest("hello there", k=2, seed=1)
+    assert s.generate.instructions == [DEFAULT_INSTRUCTION]
+    r = s.suggest("hello there", k=2, seed=1, style=Style("witty", ("lol same", "big if true")))
+    instruction = s.generate.instructions[-1]
+    assert instruction.startswith(TONES["witty"])
+    assert '- "lol same"\n- "big if true"' in instruction
+    assert r.style.tone == "witty" and r.to_dict()["voice"] == ["lol same", "big if true"]
+    # A suggester's own default style and base instruction (e.g. from --run) apply without one.
+    s2 = Suggester(
+        s.generate, fake_embed, FakeRanker(), instruction="Reply kindly.", style=Style("curious")
+    )
+    assert s2.suggest("hi", k=1).to_dict()["tone"] == "curious"
+    assert s.generate.instructions[-1] == TONES["curious"]
+    assert s2.suggest("hi", k=1, style=Style()).style.tone is None
+    assert s.generate.instructions[-1] == "Reply kindly."

@@ -44,9 +44,14 @@ class FakeGenerator:
         self.delay_s = delay_s
         self.gate: threading.Event | None = None
         self.calls: list[tuple[str, int, float, int]] = []
+        self.instructions: list[str] = []
+        """The instruction (system prompt) of each call, in call order."""
 
-    def __call__(self, tweet: str, n: int, temperature: float, seed: int) -> list[str]:
+    def __call__(
+        self, tweet: str, n: int, temperature: float, seed: int, instruction: str = ""
+    ) -> list[str]:
         self.calls.append((tweet, n, temperature, seed))
+        self.instructions.append(instruction)
         if self.gate is not None:
             self.gate.wait(timeout=30)
         if self.delay_s:

@@ -5,13 +5,17 @@ The pipeline behind `replyrl suggest` and `replyrl serve`:
 1. one batched sampling pass draws `ceil(oversample * k)` candidates (the prompt prefilled once);
 2. empty replies, exact duplicates and echoes of the tweet itself are dropped;
 3. every candidate is scored by a `Ranker` (the composite reward with `--reward RM_DIR`, the
-   heuristic reward without), and the best are kept greedily, skipping any reply whose encoder
-   cosine to an already kept one (or to the tweet) is above `dedup_threshold` — so of a cluster of
-   near-duplicates the best-scored one survives;
+   heuristic reward without), minus a penalty for copying the tweet or speaking as its author
+   (`replyrl.serve.echoes`: whatever the reward, an echo must not outrank a genuine reply), and the
+   best are kept greedily, skipping any reply whose encoder cosine to an already kept one (or to the
+   tweet) is above `dedup_threshold` — so of a cluster of near-duplicates the best-scored one
+   survives;
 4. when fewer than k distinct replies survive, another round is sampled (bounded by `max_rounds`
    and `max_candidates`), so k distinct replies come back whenever the model can produce them.
 
-Generation, embedding and ranking are plain callables so the web app and tests can swap in fakes.
+The prompt's instruction comes from a `Style` (tone preset, voice examples; `replyrl.serve.style`)
+over the suggester's base instruction. Generation, embedding and ranking are plain callables so the
+web app and tests can swap in fakes.
 """
 
 from __future__ import annotations
@@ -24,13 +28,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
-Generate = Callable[[str, int, float, int], list[str]]
-"""(tweet, n, temperature, seed) -> n sampled replies, in one batched generate call."""
+from replyrl.errors import UserError
+from replyrl.models import DEFAULT_INSTRUCTION
+from replyrl.serve.echoes import echo_checks, echo_penalties
+from replyrl.serve.style import Style
+
+Generate = Callable[[str, int, float, int, str], list[str]]
+"""(tweet, n, temperature, seed, instruction) -> n sampled replies, in one batched generate call."""
 Embed = Callable[[list[str]], np.ndarray]
 """texts -> (len(texts), dim) L2-normalized embeddings."""
 
 
-class SuggestError(ValueError):
+class SuggestError(UserError, ValueError):
     """A suggestion request that cannot be answered (bad arguments, a broken reward)."""
 
 
@@ -46,6 +55,8 @@ class SuggestConfig:
     """Sampling rounds at most; a later round runs only when dedup left fewer than k replies."""
     max_candidates: int = 96
     """Candidates sampled at most over all rounds, so a degenerate model cannot loop forever."""
+    echo_weight: float = 1.0
+    """Penalty of a full echo in reward units, on top of the candidates' score spread (0 = off)."""
 
     def __post_init__(self) -> None:
         if self.oversample < 1:
@@ -56,6 +67,8 @@ class SuggestConfig:
             raise SuggestError(f"dedup_threshold must be in (0, 1], got {self.dedup_threshold}")
         if self.max_rounds < 1 or self.max_candidates < 1:
             raise SuggestError("max_rounds and max_candidates must be >= 1")
+        if not math.isfinite(self.echo_weight) or self.echo_weight < 0:
+            raise SuggestError(f"echo_weight must be finite and >= 0, got {self.echo_weight}")
 
 
 @dataclass
@@ -65,9 +78,10 @@ class Suggestion:
     reply: str
     """The reply text."""
     score: float
-    """Total reward the ranking used (higher is better)."""
+    """Total the ranking used (higher is better): the reward's total minus the echo penalty."""
     components: dict[str, float] = field(default_factory=dict)
-    """Per-component reward values behind `score` (e.g. relevance, length, learned)."""
+    """Per-component values behind `score` (e.g. relevance, length, learned; echo, as_author,
+    penalty)."""
 
 
 @dataclass
@@ -88,6 +102,8 @@ class SuggestResult:
     """Wall time of the request."""
     seed: int
     """Seed of the first sampling round (later rounds derive theirs from it)."""
+    style: Style = field(default_factory=Style)
+    """The tone and voice the replies were asked for."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +117,7 @@ class SuggestResult:
             "rounds": self.rounds,
             "seconds": round(self.seconds, 3),
             "seed": self.seed,
+            **self.style.to_record(),
         }
 
 
@@ -185,17 +202,31 @@ class Suggester:
         ranker: Ranker,
         cfg: SuggestConfig | None = None,
         model_name: str = "default",
+        instruction: str = DEFAULT_INSTRUCTION,
+        style: Style | None = None,
     ) -> None:
         self.generate = generate
         self.embed = embed
         self.ranker = ranker
         self.cfg = cfg or SuggestConfig()
         self.model_name = model_name
+        self.instruction = instruction
+        """The instruction the policy was trained with; a tone replaces it."""
+        self.style = style or Style()
+        """The default style (`--tone`, `--voice`) of requests that do not choose one."""
 
     def suggest(
-        self, tweet: str, k: int = 5, temperature: float = 0.9, seed: int = 0
+        self,
+        tweet: str,
+        k: int = 5,
+        temperature: float = 0.9,
+        seed: int = 0,
+        style: Style | None = None,
     ) -> SuggestResult:
-        """Return up to k distinct replies to `tweet`, best first (k when the model can produce them)."""
+        """Return up to k distinct replies to `tweet`, best first (k when the model can produce them).
+
+        `style` (tone, voice) defaults to the suggester's own.
+        """
         tweet = tweet.strip()
         if not tweet:
             raise SuggestError("tweet must not be empty")
@@ -204,18 +235,21 @@ class Suggester:
         if not 0 < temperature <= 2:
             raise SuggestError(f"temperature must be in (0, 2], got {temperature}")
         cfg, t0 = self.cfg, time.perf_counter()
+        style = style if style is not None else self.style
+        instruction = style.instruction(self.instruction)
         pool: list[str] = []
         seen: set[str] = {normalize_text(tweet)}  # an exact echo of the tweet is never a candidate
         n_sampled, rounds = 0, 0
         kept: list[int] = []
         totals, comps = np.zeros(0), {}
+        echo, as_author = np.zeros(0), np.zeros(0)
         emb = np.zeros((0, 0))
         tweet_emb = self.embed([tweet])[0]
         while rounds < cfg.max_rounds and n_sampled < cfg.max_candidates:
             missing = k - len(kept)
             n = min(math.ceil(cfg.oversample * missing), cfg.max_candidates - n_sampled)
             # A fixed, distinct seed per round: the same request gives the same replies.
-            texts = self.generate(tweet, n, temperature, seed + 7919 * rounds)
+            texts = self.generate(tweet, n, temperature, seed + 7919 * rounds, instruction)
             n_sampled, rounds = n_sampled + n, rounds + 1
             fresh = []
             for t in texts:
@@ -230,6 +264,12 @@ class Suggester:
                 # Re-score the whole pool: a composite reward may normalize its components per batch,
                 # so scores from different rounds are only comparable when computed together.
                 totals, comps = self.ranker.score(tweet, pool)
+                if cfg.echo_weight > 0:
+                    e, a = echo_checks(tweet, fresh)  # per (tweet, reply): computed once
+                    echo, as_author = np.concatenate([echo, e]), np.concatenate([as_author, a])
+                    penalty = echo_penalties(totals, echo, as_author, cfg.echo_weight)
+                    totals = totals - penalty
+                    comps = {**comps, "echo": echo, "as_author": as_author, "penalty": penalty}
                 order = np.argsort(-totals, kind="stable")
                 kept = select_distinct(
                     order.tolist(), emb, len(pool), cfg.dedup_threshold, tweet_emb
@@ -241,7 +281,7 @@ class Suggester:
             for i in kept[:k]
         ]
         return SuggestResult(
-            tweet, suggestions, n_sampled, len(kept), rounds, time.perf_counter() - t0, seed
+            tweet, suggestions, n_sampled, len(kept), rounds, time.perf_counter() - t0, seed, style
         )
 
 
@@ -251,7 +291,7 @@ def policy_generator(
     """A `Generate` over a loaded policy: one batched sampling pass of n rows for the tweet."""
     from replyrl.generation import SamplingConfig, generate_replies
 
-    def generate(tweet: str, n: int, temperature: float, seed: int) -> list[str]:
+    def generate(tweet: str, n: int, temperature: float, seed: int, instruction: str) -> list[str]:
         cfg = SamplingConfig(
             n=n,
             max_new_tokens=max_new_tokens,
@@ -259,6 +299,7 @@ def policy_generator(
             top_p=top_p,
             batch_prompts=1,
             seed=seed,
+            instruction=instruction,
         )
         return generate_replies(model, tokenizer, [tweet], cfg)[0]
 
