@@ -1,9 +1,13 @@
 """The local web app behind `replyrl serve`: one page, a JSON API, and the feedback log.
 
-Endpoints: `GET /` (the page), `GET /static/*` (its CSS/JS), `POST /api/suggest`,
-`POST /api/feedback`, `GET /healthz`, `GET /openapi.json`, and `GET /docs` — an offline API page
-of our own, because FastAPI's Swagger UI loads its JavaScript from a CDN and this app must work with
-no network.
+Endpoints: `GET /` (the page), `GET /static/*` (its CSS/JS), `GET /api/options` (tones, the
+default voice), `POST /api/suggest`, `POST /api/feedback`, `GET /healthz`, `GET /openapi.json`, and
+`GET /docs` — an offline API page of our own, because FastAPI's Swagger UI loads its JavaScript from
+a CDN and this app must work with no network.
+
+Feedback names a suggestion id the server issued and the index of the picked reply; the rows are
+built from the server's own record of what it showed (`replyrl.serve.feedback.IssuedSuggestions`),
+so nobody who can reach the port can write replies or scores into the reward data.
 
 The model is loaded once, before the app is built (`replyrl serve` does it at start-up). Generation
 is CPU/GPU-bound and not thread-safe (global torch seed), so one request generates at a time; at
@@ -30,7 +34,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from replyrl.serve.feedback import FeedbackLog, Shown, feedback_rows
+from replyrl.serve.feedback import FeedbackError, FeedbackLog, IssuedSuggestions, Shown
+from replyrl.serve.style import MAX_VOICE_CHARS, MAX_VOICE_EXAMPLES, TONES, Style, StyleError
 from replyrl.serve.suggest import Suggester, SuggestError
 
 log = logging.getLogger(__name__)
@@ -58,10 +63,38 @@ class SuggestRequest(BaseModel):
         0.9, gt=0, le=2, allow_inf_nan=False, description="Sampling temperature."
     )
     seed: int | None = Field(
-        None, ge=0, description="Sampling seed; omit for fresh replies each time."
+        None, ge=0, lt=2**63, description="Sampling seed; omit for fresh replies each time."
+    )
+    tone: str | None = Field(
+        None,
+        description=f"Tone preset ({', '.join(TONES)}); null for the model's own instruction; "
+        "omit for the server's default (--tone).",
+    )
+    voice: list[str] | None = Field(
+        None,
+        max_length=MAX_VOICE_EXAMPLES,
+        description="Your past replies as style examples ([] for none); omit for the server's "
+        "default (--voice).",
     )
 
     _tweet = field_validator("tweet")(_not_blank)
+
+    @field_validator("tone")
+    @classmethod
+    def _known_tone(cls, v: str | None) -> str | None:
+        if v is not None and v not in TONES:
+            raise ValueError(f"unknown tone {v!r}; choose one of {', '.join(TONES)} or null")
+        return v
+
+    @field_validator("voice")
+    @classmethod
+    def _voice_items(cls, v: list[str] | None) -> list[str] | None:
+        for i, text in enumerate(v or []):
+            if not text.strip():
+                raise ValueError(f"past reply {i + 1} is empty")
+            if len(text) > MAX_VOICE_CHARS:
+                raise ValueError(f"past reply {i + 1} is over {MAX_VOICE_CHARS} characters")
+        return v
 
 
 class SuggestionOut(BaseModel):
@@ -75,6 +108,8 @@ class SuggestionOut(BaseModel):
 class SuggestResponse(BaseModel):
     """Answer of `POST /api/suggest`."""
 
+    id: str
+    expires_in_s: float
     tweet: str
     suggestions: list[SuggestionOut]
     n_sampled: int
@@ -84,27 +119,24 @@ class SuggestResponse(BaseModel):
     seed: int
     model: str
     reward: str
-
-
-class ShownReply(BaseModel):
-    """A reply as the page showed it."""
-
-    model_config = ConfigDict(extra="ignore")
-    reply: str = Field(..., min_length=1, max_length=MAX_TWEET_CHARS)
-    score: float = Field(0.0, allow_inf_nan=False)
-
-    _reply = field_validator("reply")(_not_blank)
+    tone: str | None
+    voice: list[str]
 
 
 class FeedbackRequest(BaseModel):
-    """Body of `POST /api/feedback`: the reply the person would post, and the ones they passed over."""
+    """Body of `POST /api/feedback`: which of the shown replies the person would post."""
 
     model_config = ConfigDict(extra="forbid")
-    tweet: str = Field(..., min_length=1, max_length=MAX_TWEET_CHARS)
-    chosen: ShownReply
-    others: list[ShownReply] = Field(default_factory=list, max_length=64)
-
-    _tweet = field_validator("tweet")(_not_blank)
+    id: str = Field(
+        ...,
+        min_length=8,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The `id` of the `/api/suggest` answer.",
+    )
+    chosen: int = Field(
+        ..., ge=0, lt=MAX_K, description="Index of the picked reply in that answer (0 = first)."
+    )
 
 
 class QueueFull(Exception):
@@ -154,9 +186,18 @@ def _field_name(loc: tuple | list) -> str:
 
 
 def create_app(
-    suggester: Suggester, feedback: FeedbackLog, queue_size: int = 4, reward_name: str | None = None
+    suggester: Suggester,
+    feedback: FeedbackLog,
+    queue_size: int = 4,
+    reward_name: str | None = None,
+    issued: IssuedSuggestions | None = None,
+    source: str | None = None,
 ) -> FastAPI:
-    """Build the app around an already loaded `Suggester` (fast fakes in tests, the policy in serve)."""
+    """Build the app around an already loaded `Suggester` (fast fakes in tests, the policy in serve).
+
+    `issued` remembers the answers feedback may refer to (default: 30 min, last 1,000); `source`
+    says where the model came from (e.g. the `--run` choice), shown on the page.
+    """
     app = FastAPI(
         title="replyrl",
         version="0.1.0",
@@ -165,8 +206,10 @@ def create_app(
         description="Reply suggestions from your trained model, and a feedback log for reward training.",
     )
     queue = GenerationQueue(queue_size)
+    issued = issued if issued is not None else IssuedSuggestions()
     reward = reward_name or getattr(suggester.ranker, "name", "reward")
     app.state.queue, app.state.feedback, app.state.suggester = queue, feedback, suggester
+    app.state.issued = issued
     rng = random.SystemRandom()
 
     @app.exception_handler(RequestValidationError)
@@ -198,8 +241,20 @@ def create_app(
             "status": "ok",
             "model": suggester.model_name,
             "reward": reward,
+            "source": source,
             "queue": queue.state(),
             "feedback_rows": feedback.count(),
+        }
+
+    @app.get("/api/options")
+    def options() -> dict[str, Any]:
+        """Tone presets (name -> instruction), the default tone and voice, and the base instruction."""
+        return {
+            "tones": dict(TONES),
+            "tone": suggester.style.tone,
+            "voice": list(suggester.style.voice),
+            "instruction": suggester.instruction,
+            "max_voice": MAX_VOICE_EXAMPLES,
         }
 
     @app.post(
@@ -211,10 +266,21 @@ def create_app(
         },
     )
     async def suggest(req: SuggestRequest) -> dict[str, Any]:
-        """Sample, de-duplicate and rank up to k replies to a tweet."""
+        """Sample, de-duplicate and rank up to k replies to a tweet; the answer's `id` is what
+        `/api/feedback` accepts."""
         seed = req.seed if req.seed is not None else rng.randrange(2**31)
+        given = req.model_fields_set
         try:
-            result = await queue.run(suggester.suggest, req.tweet, req.k, req.temperature, seed)
+            style = Style(
+                req.tone if "tone" in given else suggester.style.tone,
+                tuple(req.voice or ()) if "voice" in given else suggester.style.voice,
+            )
+        except StyleError as e:
+            raise HTTPException(status_code=422, detail=str(e)) from None
+        try:
+            result = await queue.run(
+                suggester.suggest, req.tweet, req.k, req.temperature, seed, style
+            )
         except QueueFull as e:
             raise HTTPException(
                 status_code=503, detail=str(e), headers={"Retry-After": "5"}
@@ -228,18 +294,45 @@ def create_app(
             raise HTTPException(
                 status_code=500, detail=f"generation failed: {type(e).__name__}: {e}"
             ) from None
-        return {**result.to_dict(), "model": suggester.model_name, "reward": reward}
-
-    @app.post("/api/feedback")
-    async def post_feedback(req: FeedbackRequest) -> dict[str, Any]:
-        """Record a choice: one preference row per reply passed over, appended under a lock and fsynced."""
-        rows = feedback_rows(
-            req.tweet,
-            Shown(req.chosen.reply, req.chosen.score),
-            [Shown(o.reply, o.score) for o in req.others],
-            model=suggester.model_name,
+        entry = issued.issue(
+            result.tweet,
+            [Shown(s.reply, s.score) for s in result.suggestions],
+            suggester.model_name,
+            reward,
+            result.style,
+            result.seed,
         )
-        written = await run_in_threadpool(feedback.append, rows)
+        return {
+            **result.to_dict(),
+            "id": entry.id,
+            "expires_in_s": issued.ttl_s,
+            "model": suggester.model_name,
+            "reward": reward,
+        }
+
+    @app.post(
+        "/api/feedback",
+        responses={
+            404: {"description": "Unknown suggestion id (never issued here, or forgotten)"},
+            409: {"description": "A pick for this answer is already recorded"},
+            410: {"description": "The suggestions expired"},
+            422: {"description": "Bad input (`chosen` outside the shown replies)"},
+            507: {"description": "Disk full: nothing was written"},
+        },
+    )
+    async def post_feedback(req: FeedbackRequest) -> dict[str, Any]:
+        """Record a pick among the replies of answer `id`: one preference row per reply passed
+        over, built from the server's record (its replies, its scores), appended whole and fsynced."""
+        try:
+            entry = issued.take(req.id, req.chosen)
+        except FeedbackError as e:
+            raise HTTPException(status_code=e.status, detail=str(e)) from None
+        try:
+            written = await run_in_threadpool(feedback.append, entry.rows(req.chosen))
+        except FeedbackError as e:
+            issued.release(req.id)  # nothing was written: the same pick may be retried
+            log.error("feedback not recorded: %s", e)
+            raise HTTPException(status_code=e.status, detail=str(e)) from None
         return {"rows": written, "file": feedback.path.name}
 
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")

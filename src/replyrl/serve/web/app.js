@@ -1,7 +1,8 @@
 // The page's logic: ask /api/suggest, draw one card per reply, record a pick with /api/feedback.
+// A pick sends only the answer's id and the card's index: the server keeps what it showed.
 "use strict";
 const $ = (id) => document.getElementById(id);
-let last = null; // the latest answer, so a pick can name the replies passed over
+let last = null; // the latest answer: its id is what a pick refers to
 
 function setStatus(text, isError = false) {
   $("status").textContent = text;
@@ -69,7 +70,8 @@ function render(data) {
     card.appendChild(actions);
     cards.appendChild(card);
   });
-  setStatus(`${data.suggestions.length} replies from ${data.n_sampled} sampled (${data.n_distinct} distinct) in ${data.seconds.toFixed(1)} s`);
+  const style = (data.tone ? ` · tone: ${data.tone}` : "") + (data.voice.length ? ` · your voice (${data.voice.length})` : "");
+  setStatus(`${data.suggestions.length} replies from ${data.n_sampled} sampled (${data.n_distinct} distinct) in ${data.seconds.toFixed(1)} s${style}`);
 }
 
 async function copyText(text, button) {
@@ -89,28 +91,37 @@ async function copyText(text, button) {
 
 async function choose(i, card, button) {
   if (!last) return;
-  const chosen = last.suggestions[i];
-  const others = last.suggestions.filter((_, j) => j !== i).map((s) => ({ reply: s.reply, score: s.score }));
-  button.disabled = true;
+  const picks = document.querySelectorAll("#cards button.pick");
+  picks.forEach((b) => { b.disabled = true; }); // one pick per answer (the server refuses a second)
   try {
-    const r = await postJSON("/api/feedback", { tweet: last.tweet, chosen: { reply: chosen.reply, score: chosen.score }, others });
+    const r = await postJSON("/api/feedback", { id: last.id, chosen: i });
     card.classList.add("chosen");
     button.textContent = "Saved ✓";
     setStatus(`Saved your pick: ${r.rows} preference pair${r.rows === 1 ? "" : "s"} added to ${r.file}`);
   } catch (e) {
-    button.disabled = false;
+    picks.forEach((b) => { b.disabled = false; });
     setStatus(e.message, true);
   }
+}
+
+function voiceLines() {
+  return $("voice").value.split("\n").map((l) => l.trim()).filter((l) => l.length > 0);
+}
+
+function showVoiceCount() {
+  const n = voiceLines().length;
+  $("voice-count").textContent = n ? `(${n} example${n === 1 ? "" : "s"})` : "(none)";
 }
 
 async function suggest(ev) {
   ev.preventDefault();
   const tweet = $("tweet").value;
   const k = Number($("k").value), temperature = Number($("temperature").value);
+  const tone = $("tone").value || null, voice = voiceLines();
   $("suggest").disabled = true;
   setStatus("Sampling replies…");
   try {
-    last = await postJSON("/api/suggest", { tweet, k, temperature });
+    last = await postJSON("/api/suggest", { tweet, k, temperature, tone, voice });
     render(last);
   } catch (e) {
     setStatus(e.message, true);
@@ -126,9 +137,22 @@ function init() {
   });
   $("k").addEventListener("input", () => { $("k-out").textContent = $("k").value; });
   $("temperature").addEventListener("input", () => { $("t-out").textContent = Number($("temperature").value).toFixed(1); });
+  $("voice").addEventListener("input", showVoiceCount);
   fetch("/healthz").then((r) => r.json()).then((h) => {
-    $("meta").textContent = `model: ${h.model} · ranked by: ${h.reward}`;
+    $("meta").textContent = `model: ${h.model} · ranked by: ${h.reward}` + (h.source ? ` · ${h.source}` : "");
   }).catch(() => { $("meta").textContent = "server unreachable"; });
+  // Tone presets and the server's default tone and voice (--tone, --voice).
+  fetch("/api/options").then((r) => r.json()).then((o) => {
+    for (const [name, instruction] of Object.entries(o.tones)) {
+      const opt = el("option", "", name);
+      opt.value = name;
+      opt.title = instruction;
+      $("tone").appendChild(opt);
+    }
+    $("tone").value = o.tone || "";
+    $("voice").value = o.voice.join("\n");
+    showVoiceCount();
+  }).catch(() => {});
 }
 
 document.addEventListener("DOMContentLoaded", init);
