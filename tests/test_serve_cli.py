@@ -25,9 +25,16 @@ def fake_loaded(monkeypatch):
 
     calls = []
 
-    def load(model=None, reward=None, max_new_tokens=48, cfg=None, device="cpu"):
+    def load(
+        model=None, reward=None, max_new_tokens=48, cfg=None, device="cpu", run=None, style=None
+    ):
         calls.append((model, reward, max_new_tokens))
-        return fake_suggester(cfg)
+        s = fake_suggester(cfg)
+        s.style = style or s.style
+        if run is not None:
+            calls.append(("run", run.name, str(run.adapter), run.instruction))
+            s.instruction = run.instruction
+        return s
 
     monkeypatch.setattr(loading, "load_suggester", load)
     return calls
@@ -47,7 +54,8 @@ def test_suggest_json(fake_loaded):
 def test_suggest_table(fake_loaded):
     r = runner.invoke(app, ["suggest", TWEET, "-k", "2"], env={"COLUMNS": "160"})
     assert r.exit_code == 0, r.output
-    assert "Replies ranked by fake" in r.stdout and "uniqueness" in r.stdout and "total" in r.stdout
+    assert "Replies from fake, ranked by fake" in r.stdout
+    assert "uniqueness" in r.stdout and "total" in r.stdout and "penalty" in r.stdout
     assert "6 sampled in 1 round(s)" in r.stdout  # 3 x k candidates, one generate call
 
 
@@ -64,6 +72,55 @@ def test_suggest_bad_arguments(fake_loaded, args, hint):
     r = runner.invoke(app, ["suggest", TWEET, *args])
     assert r.exit_code == 2 and hint in r.output
     assert fake_loaded == []  # rejected before loading any model
+
+
+def test_suggest_with_tone_voice_and_run(fake_loaded, tmp_path):
+    from test_serve_run import _metrics, make_run
+
+    voice = tmp_path / "voice.txt"
+    voice.write_text("ship it\nlove this\n")
+    run = make_run(tmp_path / "demo", {"base": _metrics(gold=0.1), "dpo": _metrics(gold=0.4)})
+    args = ["suggest", TWEET, "-k", "2", "--json", "--tone", "witty", "--voice", str(voice)]
+    r = runner.invoke(app, [*args, "--run", str(run)])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["tone"] == "witty" and out["voice"] == ["ship it", "love this"]
+    adapter = str(run / "experiments" / "dpo" / "seed_0" / "adapter")
+    assert fake_loaded[-1] == ("run", "dpo", adapter, "Reply like a friend.")
+    assert "highest mean gold (0.400)" in r.stderr
+    r = runner.invoke(app, ["suggest", TWEET, "--json", "--run", str(run), "--recipe", "base"])
+    assert r.exit_code == 0 and fake_loaded[-1][:3] == ("run", "base", "None")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--tone", "sarcastic"], "unknown tone 'sarcastic'"),
+        (["--voice", "VOICE_EMPTY"], "has no replies"),
+        (["--voice", "VOICE_HUGE"], "bytes (at most 16,384)"),
+        (["--voice", "NOPE"], "voice file not found"),
+        (["--run", "UNFINISHED"], "is not a finished pipeline run"),
+        (["--recipe", "sft"], "--recipe picks a model of a pipeline run"),
+        (["--run", "UNFINISHED", "--model", "x"], "leave out --model/--reward"),
+    ],
+)
+def test_bad_style_and_run_arguments_are_one_clear_error(fake_loaded, tmp_path, args, message):
+    (tmp_path / "empty.txt").write_text("\n\n")
+    (tmp_path / "huge.txt").write_text("a reply\n" * 5000)
+    (tmp_path / "unfinished" / "stages").mkdir(parents=True)
+    paths = {
+        "VOICE_EMPTY": tmp_path / "empty.txt",
+        "VOICE_HUGE": tmp_path / "huge.txt",
+        "NOPE": tmp_path / "nope.txt",
+        "UNFINISHED": tmp_path / "unfinished",
+    }
+    args = [str(paths.get(a, a)) for a in args]
+    for command in (["suggest", TWEET], ["serve"]):
+        r = runner.invoke(app, [*command, *args], env={"COLUMNS": "300"})
+        assert r.exit_code == 2, r.output
+        assert message in r.stderr and "Traceback" not in r.output
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert fake_loaded == []  # refused before any model loads
 
 
 def test_suggest_missing_reward_model_is_a_clear_error(tmp_path):

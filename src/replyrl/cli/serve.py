@@ -2,14 +2,59 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import typer
+from rich.markup import escape
 
 from replyrl.cli.common import console, err_console, user_errors
 
 _MODEL_HELP = "Policy: HF id, checkpoint or adapter folder (default: packaged SmolLM2)."
 _REWARD_HELP = "Reward model folder: rank by the composite reward (learned + heuristic). Default: heuristic alone."
+_RUN_HELP = (
+    "A finished pipeline folder (output/pipeline/NAME): use its best model (or --recipe) and its "
+    "reward. Replaces --model/--reward."
+)
+_RECIPE_HELP = "With --run: the model to use (a recipe or run name in its report, or 'base')."
+_TONE_HELP = "Tone preset: supportive, curious, witty or expert (default: the model's own prompt)."
+_VOICE_HELP = "Text file of a few of your past replies, one per line, used as style examples."
+
+
+@contextlib.contextmanager
+def _clear_errors():
+    """One line, exit code 2, for every expected error (bad tone/voice/run, bad reward folder)."""
+    from replyrl.errors import UserError
+
+    with user_errors():
+        try:
+            yield
+        except UserError as e:
+            err_console.print(
+                f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(2) from None
+
+
+def _prepare(model, reward, run, recipe, tone, voice):
+    """Validate the style and the --run choice before any model loads; returns (run, style)."""
+    from replyrl.serve.loading import RunError, resolve_run
+    from replyrl.serve.style import Style, load_voice
+
+    style = Style(tone, load_voice(voice) if voice is not None else ())
+    if run is None:
+        if recipe is not None:
+            raise RunError("--recipe picks a model of a pipeline run: give the run with --run DIR")
+        return None, style
+    if model is not None or reward is not None:
+        raise RunError("--run picks the model and the reward itself: leave out --model/--reward")
+    choice = resolve_run(run, recipe)
+    err_console.print(
+        f"[dim]--run: {escape(choice.reason)}; adapter {choice.adapter or 'none (base model)'}; "
+        f"reward {choice.reward or 'heuristic'}[/]",
+        highlight=False,
+    )
+    return choice, style
 
 
 def suggest(
@@ -17,6 +62,10 @@ def suggest(
     k: int = typer.Option(5, "-k", help="How many distinct replies to show (1..16)."),
     model: str = typer.Option(None, "--model", help=_MODEL_HELP),
     reward: str = typer.Option(None, "--reward", help=_REWARD_HELP),
+    run: str = typer.Option(None, "--run", help=_RUN_HELP),
+    recipe: str = typer.Option(None, "--recipe", help=_RECIPE_HELP),
+    tone: str = typer.Option(None, "--tone", help=_TONE_HELP),
+    voice: str = typer.Option(None, "--voice", help=_VOICE_HELP),
     temperature: float = typer.Option(0.9, help="Sampling temperature in (0, 2]."),
     seed: int = typer.Option(0, help="Sampling seed (same seed, same replies)."),
     oversample: float = typer.Option(3.0, help="Candidates sampled per requested reply."),
@@ -27,7 +76,7 @@ def suggest(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Sample candidates in one batched call, drop near-duplicates, and print the best K, ranked."""
-    from replyrl.serve.suggest import SuggestConfig, SuggestError
+    from replyrl.serve.suggest import SuggestConfig
 
     if not 1 <= k <= 16:
         raise typer.BadParameter(f"must be in 1..16, got {k}", param_hint="-k")
@@ -37,21 +86,20 @@ def suggest(
         )
     if not tweet.strip():
         raise typer.BadParameter("the tweet must not be empty", param_hint="TWEET")
-    with user_errors():
-        try:
-            from replyrl.serve.loading import load_suggester
+    with _clear_errors():
+        from replyrl.serve.loading import load_suggester
 
-            cfg = SuggestConfig(oversample=oversample, dedup_threshold=dedup_threshold)
-            suggester = load_suggester(model, reward, max_new_tokens=max_new_tokens, cfg=cfg)
-            result = suggester.suggest(tweet, k=k, temperature=temperature, seed=seed)
-        except SuggestError as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False)
-            raise typer.Exit(2) from None
+        cfg = SuggestConfig(oversample=oversample, dedup_threshold=dedup_threshold)
+        chosen, style = _prepare(model, reward, run, recipe, tone, voice)
+        suggester = load_suggester(
+            model, reward, max_new_tokens=max_new_tokens, cfg=cfg, run=chosen, style=style
+        )
+        result = suggester.suggest(tweet, k=k, temperature=temperature, seed=seed)
     if as_json:
         out = {**result.to_dict(), "model": suggester.model_name, "reward": suggester.ranker.name}
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return
-    _print_table(result, suggester.ranker.name)
+    _print_table(result, suggester.ranker.name, suggester.model_name)
     if len(result.suggestions) < k:
         err_console.print(
             f"[yellow]only {len(result.suggestions)} distinct replies in {result.n_sampled} samples; "
@@ -59,15 +107,17 @@ def suggest(
         )
 
 
-def _print_table(result, reward_name: str) -> None:
+def _print_table(result, reward_name: str, model_name: str) -> None:
     from rich.table import Table
 
     comps = list(result.suggestions[0].components) if result.suggestions else []
     # Replies are the point: give them the width, and squeeze component headers on narrow terminals
     # (the full names are in the caption and in --json).
     narrow = console.width < 60 + 10 * len(comps)
+    tone = f", tone {result.style.tone}" if result.style.tone else ""
+    voice = f", your voice ({len(result.style.voice)} examples)" if result.style.voice else ""
     table = Table(
-        title=f"Replies ranked by {reward_name}",
+        title=f"Replies from {model_name}{tone}{voice}, ranked by {reward_name}",
         show_lines=True,
         caption=("components: " + ", ".join(comps)) if narrow and comps else None,
     )
@@ -93,6 +143,10 @@ def _print_table(result, reward_name: str) -> None:
 def serve(
     model: str = typer.Option(None, "--model", help=_MODEL_HELP),
     reward: str = typer.Option(None, "--reward", help=_REWARD_HELP),
+    run: str = typer.Option(None, "--run", help=_RUN_HELP),
+    recipe: str = typer.Option(None, "--recipe", help=_RECIPE_HELP),
+    tone: str = typer.Option(None, "--tone", help=_TONE_HELP + " The page can change it."),
+    voice: str = typer.Option(None, "--voice", help=_VOICE_HELP + " The page can edit them."),
     host: str = typer.Option(
         "127.0.0.1", help="Address to listen on (the app has no login: keep it local)."
     ),
@@ -108,28 +162,44 @@ def serve(
     dedup_threshold: float = typer.Option(
         0.9, help="Encoder cosine above which replies are near-duplicates."
     ),
+    suggestion_ttl: float = typer.Option(
+        30.0, help="Minutes a shown answer can be picked (feedback for older ones is refused)."
+    ),
 ) -> None:
     """Run the local web app: paste a tweet, pick a reply, and feed your picks into reward training."""
     import uvicorn
 
     from replyrl.serve.app import create_app
-    from replyrl.serve.feedback import FeedbackLog
+    from replyrl.serve.feedback import FeedbackLog, IssuedSuggestions
     from replyrl.serve.suggest import SuggestConfig
 
     if queue_size < 0:
         raise typer.BadParameter(f"must be >= 0, got {queue_size}", param_hint="--queue-size")
+    if not 0 < suggestion_ttl <= 24 * 60:
+        raise typer.BadParameter(
+            f"must be in (0, 1440] minutes, got {suggestion_ttl}", param_hint="--suggestion-ttl"
+        )
     if host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(
             f"[yellow]warning: listening on {host}: anyone who can reach it can use your model "
             "and write to your feedback file[/]"
         )
-    with user_errors():
+    with _clear_errors():
         from replyrl.serve.loading import load_suggester
 
         cfg = SuggestConfig(oversample=oversample, dedup_threshold=dedup_threshold)
+        chosen, style = _prepare(model, reward, run, recipe, tone, voice)
         err_console.print("[dim]loading the model, encoder and reward (once)...[/]")
-        suggester = load_suggester(model, reward, max_new_tokens=max_new_tokens, cfg=cfg)
-        app = create_app(suggester, FeedbackLog(feedback), queue_size=queue_size)
+        suggester = load_suggester(
+            model, reward, max_new_tokens=max_new_tokens, cfg=cfg, run=chosen, style=style
+        )
+        app = create_app(
+            suggester,
+            FeedbackLog(feedback),
+            queue_size=queue_size,
+            issued=IssuedSuggestions(ttl_s=60 * suggestion_ttl),
+            source=chosen.reason if chosen is not None else None,
+        )
     err_console.print(
         f"[bold green]replyrl serve[/] on http://{host}:{port}  (feedback -> {feedback})"
     )

@@ -1,21 +1,222 @@
-"""Build a ready `Suggester` from names on the command line: the policy, the encoder, the reward.
+"""Build a ready `Suggester` from names on the command line: the policy, the encoder, the reward —
+or all three from a finished pipeline run (`--run DIR`).
 
 Kept apart from `suggest.py` so the sampling/ranking logic can be tested with fakes without
 importing torch or the reward stack.
+
+**Which model `--run` takes.** A pipeline folder holds `eval/summary.json`, whose `models` maps each
+evaluated model (`base`, each recipe or named run) to its metrics (`{"mean": ...}`). Without
+`--recipe`, the winner is the model with the highest mean on the first of `WINNER_METRICS` that any
+model has: the simulated audience (synthetic data: the exact engagement), else the gold reward model
+(never seen in training), else the proxy; ties go to the model listed first. The base model can win;
+then suggestions come from it, ranked by the run's reward. Of a recipe trained over several seeds
+the first seed listed is used (the summary holds no per-seed ranking, and picking the luckiest seed
+would overstate it). The ranking reward is the run's proxy reward model in the composite the RL
+recipes trained against (the pipeline's `learned_weight`/`heuristic_weight`), and the prompt is the
+instruction the chosen adapter was trained with.
 """
 
 from __future__ import annotations
 
+import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from replyrl.errors import UserError
+from replyrl.models import DEFAULT_INSTRUCTION, is_adapter_dir
+from replyrl.serve.style import Style
 from replyrl.serve.suggest import RewardRanker, SuggestConfig, Suggester, policy_generator
 
 SERVE_CACHE_ITEMS = 20_000
 """Embeddings kept by a long-running server (~30 MB at 384 dims): bounded so memory does not grow."""
+WINNER_METRICS = ("audience", "gold", "proxy")
+"""Metrics the `--run` winner is chosen by, in order of trust (higher mean wins)."""
 
 
-def build_ranker(reward_dir: str | Path | None, embeddings: Any = None) -> RewardRanker:
+class RunError(UserError, ValueError):
+    """A `--run` folder that is not a finished pipeline run, or a `--recipe` it does not hold."""
+
+
+@dataclass
+class RunChoice:
+    """What `--run DIR` picked from a finished pipeline run."""
+
+    run_dir: Path
+    """The pipeline output folder."""
+    name: str
+    """Model name in the summary (a recipe, a named run, or `base`)."""
+    adapter: Path | None
+    """LoRA adapter folder; None for the base model."""
+    seed: int | None
+    """Training seed of the adapter."""
+    reward: Path | None
+    """Proxy reward-model folder to rank by; None ranks by the heuristic alone."""
+    learned_weight: float
+    """Composite weight of the learned reward."""
+    heuristic_weight: float
+    """Composite weight of the heuristic."""
+    instruction: str
+    """The instruction the adapter was trained with."""
+    reason: str
+    """One line saying why this model (metric and value, or `--recipe`)."""
+
+    @property
+    def label(self) -> str:
+        """How the page and the table name the model."""
+        seed = f", seed {self.seed}" if self.seed is not None else ""
+        return f"{self.name}{seed} from {self.run_dir.name}"
+
+
+def _finite_mean(metrics: Any, key: str) -> float | None:
+    try:
+        v = float(metrics[key]["mean"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def pick_winner(models: dict[str, Any]) -> tuple[str, str, float]:
+    """(model name, metric, mean) of the winner by `WINNER_METRICS` (see the module docstring).
+
+    >>> pick_winner({"base": {"metrics": {"gold": {"mean": 0.1}}},
+    ...              "sft": {"metrics": {"gold": {"mean": 0.3}, "proxy": {"mean": 0.0}}}})
+    ('sft', 'gold', 0.3)
+    """
+    for metric in WINNER_METRICS:
+        scored = [
+            (name, m)
+            for name, info in models.items()
+            if isinstance(info, dict)
+            and (m := _finite_mean(info.get("metrics"), metric)) is not None
+        ]
+        if scored:
+            best = max(m for _, m in scored)
+            name = next(n for n, m in scored if m == best)  # ties: the first listed
+            return name, metric, best
+    raise RunError(f"no model has a finite mean for any of {', '.join(WINNER_METRICS)}")
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunError(f"cannot read {what} {path}: {e}") from None
+
+
+def _adapter_of(run_dir: Path, name: str, runs: Any) -> tuple[Path, int | None]:
+    """The first seed's adapter folder of model `name` (experiments/<name>/seed_<s>/adapter, or
+    the path the evaluation recorded)."""
+    runs = runs if isinstance(runs, list) else []
+    tried: list[Path] = []
+    for run in runs:
+        if not isinstance(run, dict):
+            continue
+        seed = run.get("seed")
+        candidates = []
+        if isinstance(seed, int):
+            candidates.append(run_dir / "experiments" / name / f"seed_{seed}" / "adapter")
+        if isinstance(run.get("path"), str) and run["path"] not in ("", "base", "default"):
+            candidates.append(Path(run["path"]).expanduser())
+        for c in candidates:
+            if is_adapter_dir(c):
+                return c, seed if isinstance(seed, int) else None
+            tried.append(c)
+    where = ", ".join(str(t) for t in dict.fromkeys(tried)) or f"{run_dir}/experiments/{name}/"
+    raise RunError(
+        f"{run_dir}: model {name!r} is in eval/summary.json but its adapter is missing "
+        f"(looked in {where}); rerun `replyrl pipeline` or pick another with --recipe"
+    )
+
+
+def _instruction_of(adapter: Path | None) -> str:
+    """The `data.instruction` of the training run that wrote `adapter` (its config.yaml)."""
+    if adapter is None:
+        return DEFAULT_INSTRUCTION
+    import yaml
+
+    cfg_file = adapter.parent / "config.yaml"
+    try:
+        cfg = yaml.safe_load(cfg_file.read_text(encoding="utf-8"))
+        instruction = cfg["data"]["instruction"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return DEFAULT_INSTRUCTION  # an adapter copied without its run folder: the default prompt
+    return (
+        instruction if isinstance(instruction, str) and instruction.strip() else DEFAULT_INSTRUCTION
+    )
+
+
+def resolve_run(run_dir: str | Path, recipe: str | None = None) -> RunChoice:
+    """Pick the model, reward and instruction of a finished pipeline run (module docstring).
+
+    Raises RunError naming the folder or file when the pipeline has not finished (no
+    eval/summary.json), the summary is unreadable, `recipe` is not one of its models, or the
+    chosen adapter is missing.
+    """
+    root = Path(run_dir).expanduser()
+    if not root.is_dir():
+        raise RunError(
+            f"--run {root}: no such folder (give a pipeline output folder, e.g. "
+            "output/pipeline/cpu-demo)"
+        )
+    summary_file = root / "eval" / "summary.json"
+    if not summary_file.is_file():
+        raise RunError(
+            f"--run {root} is not a finished pipeline run: {summary_file} is missing (run "
+            "`replyrl pipeline` to the end, or pass --model/--reward yourself)"
+        )
+    summary = _read_json(summary_file, "the pipeline summary")
+    models = summary.get("models") if isinstance(summary, dict) else None
+    if not isinstance(models, dict) or not models:
+        raise RunError(f"{summary_file} lists no evaluated models (`models` is missing or empty)")
+    if recipe is not None:
+        if recipe not in models:
+            raise RunError(
+                f"--recipe {recipe!r} is not in {summary_file}; it has {', '.join(models)}"
+            )
+        name, reason = recipe, f"{recipe}: chosen with --recipe"
+    else:
+        name, metric, mean = pick_winner(models)
+        reason = f"{name}: highest mean {metric} ({mean:.3f}) of {len(models)} evaluated models"
+    info = models[name] if isinstance(models[name], dict) else {}
+    if name == "base":
+        adapter, seed = None, None
+    else:
+        adapter, seed = _adapter_of(root, name, info.get("runs"))
+
+    cfg_file = root / "pipeline_config.json"
+    reward_cfg = (_read_json(cfg_file, "the pipeline config") if cfg_file.is_file() else {}) or {}
+    reward_cfg = reward_cfg.get("reward", {}) if isinstance(reward_cfg, dict) else {}
+    weights = {}
+    for key, default in (("learned_weight", 0.6), ("heuristic_weight", 0.4)):
+        value = reward_cfg.get(key, default)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (number and math.isfinite(value) and value >= 0):
+            raise RunError(f"{cfg_file}: reward.{key} must be a finite number >= 0, got {value!r}")
+        weights[key] = float(value)
+    if sum(weights.values()) <= 0:
+        raise RunError(f"{cfg_file}: reward.learned_weight + reward.heuristic_weight must be > 0")
+    proxy = root / "rewards" / "proxy"
+    use_learned = reward_cfg.get("train_with_learned", True) is not False
+    return RunChoice(
+        run_dir=root,
+        name=name,
+        adapter=adapter,
+        seed=seed,
+        reward=proxy if use_learned and (proxy / "config.json").is_file() else None,
+        **weights,
+        instruction=_instruction_of(adapter),
+        reason=reason,
+    )
+
+
+def build_ranker(
+    reward_dir: str | Path | None,
+    embeddings: Any = None,
+    learned_weight: float = 0.6,
+    heuristic_weight: float = 0.4,
+) -> RewardRanker:
     """The ranking reward: with `reward_dir`, the composite reward (learned RM + heuristic, DESIGN §3
     seed weights 0.6/0.4); without, the heuristic reward alone (no training needed).
 
@@ -33,7 +234,13 @@ def build_ranker(reward_dir: str | Path | None, embeddings: Any = None) -> Rewar
             f"no reward model in {path} (config.json missing); train one with `replyrl reward train` "
             "or leave out --reward to rank by the heuristic reward"
         )
-    fn = build_reward(RewardConfig(kind="composite", model=str(path)), embeddings=embeddings)
+    rcfg = RewardConfig(
+        kind="composite",
+        model=str(path),
+        learned_weight=learned_weight,
+        heuristic_weight=heuristic_weight,
+    )
+    fn = build_reward(rcfg, embeddings=embeddings)
     return RewardRanker(fn, f"composite({path.name})")
 
 
@@ -43,29 +250,45 @@ def load_suggester(
     max_new_tokens: int = 48,
     cfg: SuggestConfig | None = None,
     device: str = "cpu",
+    run: RunChoice | None = None,
+    style: Style | None = None,
 ) -> Suggester:
-    """Load the policy (base model or adapter folder), the encoder and the reward once."""
-    from transformers.utils import logging as hf_logging
+    """Load the policy (base model or adapter folder), the encoder and the reward once.
 
+    With `run` (from `resolve_run`), its adapter, reward and instruction replace `model`/`reward`.
+    `style` is the default tone and voice of requests.
+    """
+    from replyrl.console import quiet_libraries
     from replyrl.models import load_policy
     from replyrl.rewards.embeddings import EmbeddingCache
 
     cfg = cfg or SuggestConfig()  # validate before any model loads
-    hf_logging.disable_progress_bar()  # people read this output; weight-loading bars are noise here
+    quiet_libraries()  # people read this output; weight-loading bars are noise here
+    weights: dict[str, float] = {}
+    instruction = DEFAULT_INSTRUCTION
+    if run is not None:
+        model = str(run.adapter) if run.adapter is not None else None
+        reward, instruction = run.reward, run.instruction
+        weights = {"learned_weight": run.learned_weight, "heuristic_weight": run.heuristic_weight}
     # One cache for dedup and the reward's relevance: each reply is encoded once (encoder loads lazily,
     # after a bad --reward folder has already been reported).
     embeddings = EmbeddingCache(max_items=SERVE_CACHE_ITEMS)
-    ranker = build_ranker(reward, embeddings)
+    ranker = build_ranker(reward, embeddings, **weights)
     # Load the encoder, VADER and the profanity model now, not inside the first person's request.
     ranker.score("warm-up", ["warming up the reward"])
     m, tok = load_policy(
         model, device=device, merge_adapter=True
     )  # merged LoRA: same outputs, faster generate
-    name = "default (SmolLM2-135M-Instruct)" if model in (None, "", "default") else str(model)
+    if run is not None:
+        name = run.label
+    else:
+        name = "default (SmolLM2-135M-Instruct)" if model in (None, "", "default") else str(model)
     return Suggester(
         policy_generator(m, tok, max_new_tokens=max_new_tokens),
         embeddings.encode,
         ranker,
         cfg,
         name,
+        instruction=instruction,
+        style=style,
     )
