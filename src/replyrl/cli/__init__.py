@@ -26,8 +26,15 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Show the libraries' progress bars, logs and trainer dicts."
+    ),
+) -> None:
     """replyrl: data -> rewards -> training -> evaluation -> report, one CLI on top."""
+    from replyrl.console import configure
+
+    configure(verbose)
 
 
 from replyrl.cli import data as _data  # noqa: E402

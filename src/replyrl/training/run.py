@@ -324,6 +324,9 @@ def train(
     for cb in trainer.callback_handler.callbacks:
         if isinstance(cb, AdaptiveKLCallback):
             cb.restore(ckpt)
+    from replyrl.console import attach_progress
+
+    attach_progress(trainer, f"{cfg.name} seed {cfg.seed}")  # one bar, not tqdm + log dicts
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=ckpt)
     trainer.save_model(str(out / "adapter"))
