@@ -1,13 +1,19 @@
-"""Benchmark `replyrl serve`: N requests from C concurrent clients against a local server.
+"""Benchmark `replyrl suggest` and `replyrl serve`: latency after start-up, and the server under load.
 
-Starts `replyrl serve` on 127.0.0.1 (a free port, nothing else is contacted), sends warm-up
-requests, then `--requests` suggestions from `--clients` threads, and prints p50/p95 latency, the
-number of 503s (queue full: expected 0 while clients <= 1 + queue size), any other failure, and the
-server's RSS after warm-up vs at the end. Exits 1 when a request fails other than with 503 or RSS
-grew more than `--max-rss-growth`.
+Three phases (`--phases`, default all):
 
-    .venv/bin/python benchmarks/bench_serve.py                 # 40 requests, 4 clients
-    .venv/bin/python benchmarks/bench_serve.py --queue-size 1  # provoke 503s
+- `suggest`: what `replyrl suggest -k 5` spends after loading — the model, encoder and reward are
+  loaded once in this process (start-up timed apart), then `--latency-requests` tweets are answered
+  one after another with k = 5 (48 new tokens, the CLI defaults); prints p50/p95 (target p50 <= 8 s).
+- `serve`: `replyrl serve` on 127.0.0.1 (a free port, nothing else is contacted), one client asking
+  k = 3 one request at a time, as a person on the page does; p50/p95 (target p50 <= 6 s).
+- `load`: `--requests` suggestions from `--clients` threads against the same server: p50/p95 with
+  queueing, the number of 503s (queue full: expected 0 while clients <= 1 + queue size), any other
+  failure, and the server's RSS after warm-up vs at the end. Exits 1 when a request fails other
+  than with 503 or RSS grew more than `--max-rss-growth`.
+
+    .venv/bin/python benchmarks/bench_serve.py                             # all three phases
+    .venv/bin/python benchmarks/bench_serve.py --phases load --queue-size 1  # provoke 503s
 """
 
 from __future__ import annotations
@@ -98,17 +104,55 @@ def percentile(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q / 100 * len(s) + 0.5) - 1))]
 
 
+def bench_suggest(args: argparse.Namespace) -> list[float]:
+    """In-process `suggest` latency with k = `--suggest-k` after loading (the CLI's work)."""
+    from replyrl.serve.loading import load_suggester
+    from replyrl.serve.suggest import SuggestConfig
+
+    t0 = time.perf_counter()
+    suggester = load_suggester(
+        args.model, args.reward, max_new_tokens=args.max_new_tokens, cfg=SuggestConfig()
+    )
+    print(f"  suggest start-up (load model, encoder, reward)  {time.perf_counter() - t0:8.1f} s")
+    suggester.suggest(TWEETS[-1], k=args.suggest_k, seed=99)  # first call: allocator, caches
+    lat = []
+    for i in range(args.latency_requests):
+        r = suggester.suggest(TWEETS[i % len(TWEETS)], k=args.suggest_k, seed=i)
+        lat.append(r.seconds)
+        print(f"    {r.seconds:6.2f} s  {r.n_sampled} sampled, {r.rounds} round(s)")
+    return lat
+
+
+def bench_serve_sequential(url: str, args: argparse.Namespace) -> list[float]:
+    """One client, one request at a time, k = `--serve-k`: what a person on the page waits."""
+    lat = []
+    with httpx.Client(timeout=900) as c:
+        for i in range(args.latency_requests):
+            body = {"tweet": TWEETS[i % len(TWEETS)], "k": args.serve_k, "seed": i}
+            t = time.perf_counter()
+            c.post(url + "/api/suggest", json=body).raise_for_status()
+            lat.append(time.perf_counter() - t)
+            print(f"    {lat[-1]:6.2f} s")
+    return lat
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--requests", type=int, default=40, help="Measured requests in total.")
+    p.add_argument(
+        "--phases", default="suggest,serve,load", help="Comma-separated: suggest, serve, load."
+    )
+    p.add_argument("--latency-requests", type=int, default=8, help="Requests per latency phase.")
+    p.add_argument("--suggest-k", type=int, default=5, help="k of the suggest phase.")
+    p.add_argument("--serve-k", type=int, default=3, help="k of the sequential serve phase.")
+    p.add_argument("--requests", type=int, default=20, help="Measured requests in total (load).")
     p.add_argument("--clients", type=int, default=4, help="Concurrent clients (threads).")
-    p.add_argument("--k", type=int, default=2, help="Replies per request.")
+    p.add_argument("--k", type=int, default=2, help="Replies per request (load).")
     p.add_argument("--temperature", type=float, default=0.9)
     p.add_argument(
         "--max-new-tokens",
         type=int,
-        default=24,
-        help="Token budget per reply (keeps a CPU run short).",
+        default=48,
+        help="Token budget per reply (48: the suggest/serve default).",
     )
     p.add_argument("--oversample", type=float, default=3.0, help="Candidates per requested reply.")
     p.add_argument("--queue-size", type=int, default=4, help="Server queue size (503 beyond it).")
@@ -122,12 +166,37 @@ def main() -> int:
     )
     p.add_argument("--startup-timeout", type=float, default=300)
     args = p.parse_args()
-
+    phases = {x.strip() for x in args.phases.split(",") if x.strip()}
+    if not phases or phases - {"suggest", "serve", "load"}:
+        p.error(f"--phases takes suggest, serve, load; got {args.phases!r}")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.1f} "
+        "(other processes share the CPUs: latency scales with it)"
+    )
+    if "suggest" in phases:
+        print(f"suggest, k={args.suggest_k}, {args.max_new_tokens} new tokens, in-process:")
+        lat = bench_suggest(args)
+        print(
+            f"  suggest latency p50 / p95 / max  {percentile(lat, 50):6.2f} / "
+            f"{percentile(lat, 95):.2f} / {max(lat):.2f} s (target p50 <= 8 s)"
+        )
+    if not phases & {"serve", "load"}:
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         t0 = time.perf_counter()
         proc, url, log = start_server(args, Path(tmp))
         startup = time.perf_counter() - t0
+        print(f"  server start-up (model load)  {startup:8.1f} s")
         try:
+            if "serve" in phases:
+                print(f"serve, k={args.serve_k}, one client, one request at a time:")
+                seq = bench_serve_sequential(url, args)
+                print(
+                    f"  serve latency p50 / p95 / max  {percentile(seq, 50):6.2f} / "
+                    f"{percentile(seq, 95):.2f} / {max(seq):.2f} s (target p50 <= 6 s)"
+                )
+            if "load" not in phases:
+                return 0
             with httpx.Client(timeout=900) as c:
                 for i in range(args.warmup):
                     r = c.post(
@@ -183,10 +252,9 @@ def main() -> int:
     other = [(st, note) for _, st, note in results if not (st == 200 and not note) and st != 503]
     growth = (rss_end - rss_warm) / rss_warm
     print(
-        f"replyrl serve benchmark: {args.requests} requests, {args.clients} clients, k={args.k}, "
+        f"load: {args.requests} requests, {args.clients} clients, k={args.k}, "
         f"oversample={args.oversample}, max_new_tokens={args.max_new_tokens}, queue_size={args.queue_size}"
     )
-    print(f"  server start-up (model load)  {startup:8.1f} s")
     print(f"  ok / 503 / other failures     {len(ok)} / {n503} / {len(other)}")
     if ok:
         print(

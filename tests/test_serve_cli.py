@@ -147,3 +147,19 @@ def test_suggest_with_the_packaged_model_offline():
     assert {"relevance", "length", "sentiment", "uniqueness", "safety"} <= set(
         out["suggestions"][0]["components"]
     )
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ('{"format": "something-else"}', "not a replyrl reward model config"),
+        ('{"format": "replyrl-reward-model", "version": 1}', "cannot rank by the reward model"),
+    ],
+)
+def test_corrupt_reward_folder_is_a_clear_error(tmp_path, config, message):
+    rm = tmp_path / "rm"
+    rm.mkdir()
+    (rm / "config.json").write_text(config)
+    (rm / "head.safetensors").write_bytes(b"not safetensors")
+    r = runner.invoke(app, ["suggest", TWEET, "--reward", str(rm)], env={"COLUMNS": "300"})
+    assert r.exit_code == 2 and message in r.stderr and "Traceback" not in r.output

@@ -1,4 +1,5 @@
-"""End to end: `replyrl serve` with the packaged model on 127.0.0.1, driven in headless Chromium.
+"""End to end: `replyrl serve` with the packaged model on 127.0.0.1, driven in headless Chromium:
+the default model and heuristic, and a pipeline run folder (`--run`) with a tone and a voice.
 
 Slow (model load plus real generation on a CPU). Needs Debian's `chromium` and `chromium-driver`
 (`make chromium` installs them; `make test-all` runs this). Set REPLYRL_SCREENSHOT_DIR to keep the
@@ -7,6 +8,7 @@ screenshots (docs/img/serve.png comes from here).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.slow
 TWEET = "Just shipped my first open source library!"
@@ -46,8 +49,8 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float, log: Path) -
     raise AssertionError(f"replyrl serve did not answer /healthz within {timeout} s")
 
 
-@pytest.fixture()
-def server(tmp_path):
+@contextlib.contextmanager
+def _serve(tmp_path: Path, *extra: str):
     port = _free_port()
     feedback = tmp_path / "feedback.jsonl"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -55,19 +58,18 @@ def server(tmp_path):
     log = open(
         tmp_path / "serve.log", "w"
     )  # a file, not a pipe: a full pipe would block the server
+    cmd = [
+        str(exe),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--feedback",
+        str(feedback),
+    ]
     proc = subprocess.Popen(
-        [
-            str(exe),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--feedback",
-            str(feedback),
-            "--max-new-tokens",
-            "40",
-        ],
+        [*cmd, "--max-new-tokens", "40", *extra],
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
@@ -84,6 +86,48 @@ def server(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture()
+def server(tmp_path):
+    with _serve(tmp_path) as s:
+        yield s
+
+
+def _pipeline_run(root: Path) -> Path:
+    """A finished pipeline folder with a real (untrained) LoRA adapter and reward model, where the
+    hybrid recipe wins on the audience."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from replyrl.models import load_tokenizer, resolve_policy
+    from replyrl.rewards.learned import HeadConfig, RewardHead, RewardModel
+
+    torch.manual_seed(0)
+    adapter = root / "experiments" / "hybrid" / "seed_0" / "adapter"
+    base = AutoModelForCausalLM.from_pretrained(resolve_policy(None))
+    lora = LoraConfig(task_type="CAUSAL_LM", r=2, target_modules=["q_proj", "v_proj"])
+    get_peft_model(base, lora).save_pretrained(adapter)
+    load_tokenizer(None).save_pretrained(adapter)
+    (adapter.parent / "config.yaml").write_text(
+        yaml.safe_dump({"data": {"instruction": "Write a short, friendly reply to this tweet."}})
+    )
+    meta = {"score_mean": 0.0, "score_std": 1.0, "heuristic_mean": 0.6, "heuristic_std": 0.1}
+    RewardModel(RewardHead(HeadConfig()), meta=meta).save(root / "rewards" / "proxy")
+    runs = lambda name, path: [{"name": name, "seed": 0, "id": name, "path": path}]  # noqa: E731
+    summary = {
+        "models": {
+            "base": {"runs": runs("base", "base"), "metrics": {"audience": {"mean": 0.41}}},
+            "hybrid": {
+                "runs": runs("hybrid", str(adapter)),
+                "metrics": {"audience": {"mean": 0.47}},
+            },
+        }
+    }
+    (root / "eval").mkdir(parents=True)
+    (root / "eval" / "summary.json").write_text(json.dumps(summary))
+    return root
 
 
 def _browser():
@@ -155,3 +199,63 @@ def test_page_suggests_and_records_a_pick(server, tmp_path):
     assert all(
         r["source"] == "feedback" and r["tweet"] == TWEET and r["margin"] == 1.0 for r in rows
     )
+
+
+def test_run_folder_with_tone_and_voice_on_the_page(tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    run = _pipeline_run(tmp_path / "demo-run")
+    voice = tmp_path / "voice.txt"
+    voice.write_text("ship it!! 🚀\nthis is the way\n", encoding="utf-8")
+    with _serve(tmp_path, "--run", str(run), "--tone", "witty", "--voice", str(voice)) as (
+        url,
+        feedback,
+        health,
+    ):
+        assert health["model"] == "hybrid, seed 0 from demo-run"
+        assert health["reward"] == "composite(proxy)"
+        assert "highest mean audience (0.470)" in health["source"]
+        browser = _browser()
+        try:
+            browser.get(url + "/")
+            WebDriverWait(browser, 30).until(
+                ec.text_to_be_present_in_element((By.ID, "meta"), "hybrid, seed 0")
+            )
+            tone = Select(browser.find_element(By.ID, "tone"))
+            WebDriverWait(browser, 30).until(lambda b: tone.first_selected_option.text == "witty")
+            options = [o.get_attribute("value") for o in tone.options]
+            assert options == ["", "supportive", "curious", "witty", "expert"]
+            assert browser.find_element(By.ID, "voice").get_attribute("value") == (
+                "ship it!! 🚀\nthis is the way"
+            )
+            tone.select_by_value("curious")  # the person changes the tone on the page
+            browser.find_element(By.ID, "tweet").send_keys(TWEET)
+            browser.execute_script(
+                "const k = document.getElementById('k'); k.value = 2;"
+                "k.dispatchEvent(new Event('input'));"
+            )
+            browser.find_element(By.ID, "suggest").click()
+            WebDriverWait(browser, 600).until(
+                lambda b: len(b.find_elements(By.CSS_SELECTOR, "#cards .card")) == 2
+            )
+            assert "tone: curious" in browser.find_element(By.ID, "status").text
+            cards = browser.find_elements(By.CSS_SELECTOR, "#cards .card")
+            assert "learned" in cards[0].find_element(By.CSS_SELECTOR, ".components").text
+            cards[1].find_element(By.CSS_SELECTOR, "button.pick").click()
+            WebDriverWait(browser, 60).until(
+                ec.text_to_be_present_in_element((By.ID, "status"), "Saved your pick")
+            )
+            # One pick per answer: every pick button is now disabled.
+            assert all(
+                not b.is_enabled() for b in browser.find_elements(By.CSS_SELECTOR, "button.pick")
+            )
+        finally:
+            browser.quit()
+    rows = [json.loads(line) for line in feedback.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["tone"] == "curious" and row["voice"] == ["ship it!! 🚀", "this is the way"]
+    assert row["model"] == "hybrid, seed 0 from demo-run" and row["reward"] == "composite(proxy)"
+    assert row["suggestion_id"] and row["tweet"] == TWEET

@@ -39,6 +39,10 @@ class RunError(UserError, ValueError):
     """A `--run` folder that is not a finished pipeline run, or a `--recipe` it does not hold."""
 
 
+class RewardFolderError(UserError, ValueError):
+    """A reward-model folder that exists but cannot be loaded (corrupt or not ours)."""
+
+
 @dataclass
 class RunChoice:
     """What `--run DIR` picked from a finished pipeline run."""
@@ -240,7 +244,10 @@ def build_ranker(
         learned_weight=learned_weight,
         heuristic_weight=heuristic_weight,
     )
-    fn = build_reward(rcfg, embeddings=embeddings)
+    try:
+        fn = build_reward(rcfg, embeddings=embeddings)
+    except (ValueError, KeyError, TypeError) as e:  # a corrupt or foreign folder: say which
+        raise RewardFolderError(f"cannot rank by the reward model in {path}: {e}") from None
     return RewardRanker(fn, f"composite({path.name})")
 
 
