@@ -126,7 +126,8 @@ class SuggestResponse(BaseModel):
 class FeedbackRequest(BaseModel):
     """Body of `POST /api/feedback`: which of the shown replies the person would post."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: "1", 1.0 or true are not an index; anything but the exact types is a 422
+    model_config = ConfigDict(extra="forbid", strict=True)
     id: str = Field(
         ...,
         min_length=8,
