@@ -73,8 +73,13 @@ def test_author_check():
     assert speaks_as_author(
         tweet, "Thrilled to announce that your first open source library shipped"
     )
-    # The announcement phrase alone is not enough: it must repeat the tweet's content.
-    assert not speaks_as_author(tweet, "Happy to share my own first library too: it's a parser!")
+    # An announcement on the tweet's subject is a post, not a reply (the base model writes these).
+    assert speaks_as_author(
+        tweet, "I'm thrilled to share that we've launched a new open source library!"
+    )
+    # The phrase alone is not enough: it must be about the tweet (>= 30 % of it, ROUGE-L recall).
+    assert not speaks_as_author(tweet, "Happy to report that the weather is great here")
+    assert not speaks_as_author(tweet, "So excited to try it!")
     assert not speaks_as_author(tweet, "Congrats on your first open source library!")
     _, author = echo_checks(
         tweet, ["I'm excited to share that your first open source library shipped"]

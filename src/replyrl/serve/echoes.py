@@ -6,7 +6,7 @@ itself: the heuristic reward preferred the echo to the genuine reply in all 24 c
 
     echo        = max(echo_score(tweet, reply),                     replyrl.rewards.echo (ROUGE-L recall)
                       sqrt(recall × containment))                   copy: see `copy_score`
-    as_author   = 1 when the reply announces the tweet's news in the first person, else 0
+    as_author   = 1 when the reply announces the tweet's subject in the first person, else 0
     p           = max(echo_penalty(echo), as_author)                in [0, 1]
     penalty     = p × (echo_weight + spread of the candidates' reward totals)
     ranked      = reward total − penalty
@@ -23,12 +23,14 @@ words keeps a low score while a pure restatement of any length gets a high one.
 
 Why the author check is this narrow: a pronoun swap ("your" → "my", then `echo_score`) also caught
 "Congrats on your first open source library!" (0.71 after the swap), the most typical genuine
-reply there is. An announcement phrase ("excited to share", "proud to announce", ...) that also
-repeats at least half of the tweet (ROUGE-L recall >= 0.5; at 0.3 "Happy to share my own first
-library too" was flagged) flagged 0 of the 15,194 real replies in reddit-college/pool.jsonl and 0
-of the 24 genuine replies in the cases, and catches the model's "I'm excited to share that your
-first open source library just shipped" (recall 0.57). Restated claims in the author's voice ("Just shipped your
-first ...", "You just ran your first marathon ...") are caught by the echo score already.
+reply there is. What does mark a post rather than a reply is an announcement in the replier's own
+voice ("excited to share", "proud to announce", ...) about the tweet's subject: the base model
+writes "I'm thrilled to share that we've launched a new open source library!" in reply to "Just
+shipped my first open source library!". The phrase plus at least 30 % of the tweet (ROUGE-L
+recall) flagged 0 of the 15,194 real replies in reddit-college/pool.jsonl (2 contain the phrase,
+with recall 0.05 and 0.2) and 0 of the 24 genuine replies in the cases. Restated claims in the
+author's voice ("Just shipped your first ...", "You just ran your first marathon ...") are caught
+by the echo score already.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ ANNOUNCE = re.compile(
     re.IGNORECASE,
 )
 """An announcement in the replier's own voice: what the tweet's author says, not a replier."""
-AUTHOR_MIN_RECALL = 0.5
+AUTHOR_MIN_RECALL = 0.3
 """The announcement must repeat at least this share of the tweet (ROUGE-L recall) to count."""
 
 
