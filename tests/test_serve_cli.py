@@ -163,3 +163,8 @@ def test_corrupt_reward_folder_is_a_clear_error(tmp_path, config, message):
     (rm / "head.safetensors").write_bytes(b"not safetensors")
     r = runner.invoke(app, ["suggest", TWEET, "--reward", str(rm)], env={"COLUMNS": "300"})
     assert r.exit_code == 2 and message in r.stderr and "Traceback" not in r.output
+
+
+def test_serve_refuses_a_folder_as_feedback_file(fake_loaded, tmp_path):
+    r = runner.invoke(app, ["serve", "--feedback", str(tmp_path)], env={"COLUMNS": "300"})
+    assert r.exit_code == 2 and "is a folder" in r.output and fake_loaded == []

@@ -178,3 +178,11 @@ def test_disk_full_leaves_no_torn_line_and_answers_507(tiny_disk):
         assert r.status_code == 200
     rows = [json.loads(x) for x in log.path.read_text().splitlines()]
     assert len(rows) == 6 and rows[-1]["suggestion_id"] == answer["id"]
+
+
+def test_an_unwritable_path_is_a_feedback_error_not_a_crash(tmp_path):
+    from replyrl.serve.feedback import FeedbackWriteError
+
+    (tmp_path / "dir.jsonl").mkdir()
+    with pytest.raises(FeedbackWriteError, match="could not write .*dir.jsonl"):
+        FeedbackLog(tmp_path / "dir.jsonl").append([_row(0)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from pathlib import Path
 
 import typer
 from rich.markup import escape
@@ -175,6 +176,11 @@ def serve(
 
     if queue_size < 0:
         raise typer.BadParameter(f"must be >= 0, got {queue_size}", param_hint="--queue-size")
+    if Path(feedback).is_dir():
+        raise typer.BadParameter(
+            f"{feedback} is a folder; give a file (picks are appended to it)",
+            param_hint="--feedback",
+        )
     if not 0 < suggestion_ttl <= 24 * 60:
         raise typer.BadParameter(
             f"must be in (0, 1440] minutes, got {suggestion_ttl}", param_hint="--suggestion-ttl"

@@ -285,8 +285,11 @@ class FeedbackLog:
             except OSError as e:
                 raise self._error(e) from None
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                start, prefix = _mend_tail(fd, self.path)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    start, prefix = _mend_tail(fd, self.path)
+                except OSError as e:
+                    raise self._error(e) from None
                 try:
                     view = memoryview(prefix + data)
                     while view:  # os.write may write less than asked; finish under the lock
