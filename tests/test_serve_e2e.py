@@ -201,6 +201,9 @@ def test_page_suggests_and_records_a_pick(server, tmp_path):
     )
 
 
+@pytest.mark.filterwarnings(
+    "ignore:.*gradient_checkpointing.*:FutureWarning"
+)  # PEFT, making the stub
 def test_run_folder_with_tone_and_voice_on_the_page(tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec

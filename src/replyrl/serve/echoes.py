@@ -28,9 +28,11 @@ voice ("excited to share", "proud to announce", ...) about the tweet's subject: 
 writes "I'm thrilled to share that we've launched a new open source library!" in reply to "Just
 shipped my first open source library!". The phrase plus at least 30 % of the tweet (ROUGE-L
 recall) flagged 0 of the 15,194 real replies in reddit-college/pool.jsonl (2 contain the phrase,
-with recall 0.05 and 0.2) and 0 of the 24 genuine replies in the cases. Restated claims in the
-author's voice ("Just shipped your first ...", "You just ran your first marathon ...") are caught
-by the echo score already.
+with recall 0.05 and 0.2), 0 of 984 synthetic replies and 0 of the 24 genuine replies in the
+cases. Restated claims in the author's voice ("Just shipped your first ...", "You just ran your
+first marathon ...") are caught by the echo score already. A first-person claim pattern ("we've
+just launched ...") was tried and left out: it flagged genuine "I did it too" replies
+(docs/serving.md).
 """
 
 from __future__ import annotations
