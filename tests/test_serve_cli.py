@@ -51,11 +51,20 @@ def test_suggest_json(fake_loaded):
     assert fake_loaded == [(None, None, 20)]
 
 
-def test_suggest_table(fake_loaded):
-    r = runner.invoke(app, ["suggest", TWEET, "-k", "2"], env={"COLUMNS": "160"})
+@pytest.mark.parametrize("columns", ["160", "80", "60"])
+def test_suggest_table_shows_every_reply_and_component(fake_loaded, columns):
+    import re
+
+    r = runner.invoke(app, ["suggest", TWEET, "-k", "2", "--seed", "4"], env={"COLUMNS": columns})
     assert r.exit_code == 0, r.output
-    assert "Replies from fake, ranked by fake" in r.stdout
-    assert "uniqueness" in r.stdout and "total" in r.stdout and "penalty" in r.stdout
+    assert "Replies from fake, ranked by fake" in " ".join(r.stdout.split())
+    # Every reply is readable however narrow the terminal (the words may wrap, not vanish).
+    replies = [s.reply for s in fake_suggester().suggest(TWEET, k=2, seed=4).suggestions]
+    words = re.findall(r"[a-z]+", r.stdout)
+    for reply in replies:
+        assert " ".join(reply.split()) in " ".join(words)
+    for name in ("uniqueness", "length", "echo", "as_author", "penalty", "total"):
+        assert name in r.stdout
     assert "6 sampled in 1 round(s)" in r.stdout  # 3 x k candidates, one generate call
 
 

@@ -110,30 +110,33 @@ def suggest(
 
 def _print_table(result, reward_name: str, model_name: str) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     comps = list(result.suggestions[0].components) if result.suggestions else []
-    # Replies are the point: give them the width, and squeeze component headers on narrow terminals
-    # (the full names are in the caption and in --json).
-    narrow = console.width < 60 + 10 * len(comps)
+    # Replies are the point: they keep the width. When the components do not fit as columns
+    # (10 with --reward), they go on a dim line under each reply instead (all of them in --json).
+    as_columns = console.width >= 40 + 10 * len(comps)
     tone = f", tone {result.style.tone}" if result.style.tone else ""
     voice = f", your voice ({len(result.style.voice)} examples)" if result.style.voice else ""
     table = Table(
-        title=f"Replies from {model_name}{tone}{voice}, ranked by {reward_name}",
-        show_lines=True,
-        caption=("components: " + ", ".join(comps)) if narrow and comps else None,
+        title=f"Replies from {model_name}{tone}{voice}, ranked by {reward_name}", show_lines=True
     )
     table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("reply", ratio=1, min_width=28, overflow="fold")  # 80 columns fit 5 components
+    table.add_column("reply", ratio=1, min_width=28, overflow="fold")
     table.add_column("total", justify="right", style="bold", no_wrap=True)
-    for c in comps:
-        table.add_column(c[:4] if narrow else c, justify="right", no_wrap=True)
+    for c in comps if as_columns else []:
+        table.add_column(c, justify="right", no_wrap=True)
     for i, s in enumerate(result.suggestions, 1):
-        table.add_row(
-            str(i),
-            s.reply,
-            f"{s.score:.3f}",
-            *(f"{s.components.get(c, float('nan')):.2f}" for c in comps),
-        )
+        values = [f"{s.components.get(c, float('nan')):.2f}" for c in comps]
+        if as_columns:
+            table.add_row(str(i), s.reply, f"{s.score:.3f}", *values)
+        else:
+            cell = Text(s.reply)
+            # a no-break space keeps each name with its value when the line wraps
+            cell.append(
+                "\n" + "  ".join(f"{c}\u00a0{v}" for c, v in zip(comps, values)), style="dim"
+            )
+            table.add_row(str(i), cell, f"{s.score:.3f}")
     console.print(table)
     console.print(
         f"[dim]{result.n_sampled} sampled in {result.rounds} round(s), {result.n_distinct} distinct, "
