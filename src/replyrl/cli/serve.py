@@ -132,10 +132,8 @@ def _print_table(result, reward_name: str, model_name: str) -> None:
             table.add_row(str(i), s.reply, f"{s.score:.3f}", *values)
         else:
             cell = Text(s.reply)
-            # a no-break space keeps each name with its value when the line wraps
-            cell.append(
-                "\n" + "  ".join(f"{c}\u00a0{v}" for c, v in zip(comps, values)), style="dim"
-            )
+            # name=value: one word, so a wrapped line never parts a name from its value
+            cell.append("\n" + "  ".join(f"{c}={v}" for c, v in zip(comps, values)), style="dim")
             table.add_row(str(i), cell, f"{s.score:.3f}")
     console.print(table)
     console.print(
