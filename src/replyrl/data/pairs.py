@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from replyrl.data.labels import engagement_raw
+from replyrl.errors import ArtifactNotFoundError
 from replyrl.io import atomic_write_text
 from replyrl.records import DataError, Record, RowError
 
@@ -168,7 +169,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"pairs file not found: {path}")
+        raise ArtifactNotFoundError(f"pairs file not found: {path}")
     pairs: list[Pair] = []
     errors: list[RowError] = []
     for i, raw in enumerate(path.read_bytes().splitlines(), start=1):

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from replyrl.errors import ArtifactNotFoundError
 from replyrl.evaluation.alarms import AlarmConfig
 from replyrl.evaluation.generate_cache import (
     EvalTweet,
@@ -132,7 +133,7 @@ def parse_models(specs: list[str]) -> list[ModelSpec]:
             and not Path(path).expanduser().exists()
             and Path(path).expanduser().is_absolute()
         ):
-            raise FileNotFoundError(f"--model {name}: path not found: {path}")
+            raise ArtifactNotFoundError(f"--model {name}: path not found: {path}")
         m = re.search(r"seed_(\d+)", path)
         seed = int(m.group(1)) if m else sum(o.name == name for o in out)
         if any(o.name == name and o.seed == seed for o in out):
@@ -320,7 +321,7 @@ def rebuild(out: str | Path) -> dict:
     out = Path(out)
     meta_file = out / "runs.json"
     if not meta_file.exists():
-        raise FileNotFoundError(
+        raise ArtifactNotFoundError(
             f"{out} is not an evaluation folder (no runs.json); "
             "run `replyrl evaluate ... --out DIR` first"
         )
@@ -331,6 +332,6 @@ def rebuild(out: str | Path) -> dict:
     for r in runs:
         f = out / "results" / f"{r['id']}.jsonl"
         if not f.exists():
-            raise FileNotFoundError(f"missing cached results {f}; re-run `replyrl evaluate`")
+            raise ArtifactNotFoundError(f"missing cached results {f}; re-run `replyrl evaluate`")
         rows_by_run[r["id"]] = list(read_jsonl(f))
     return _finish(out, meta, runs, rows_by_run, cfg)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from replyrl.errors import UserError
 from replyrl.io import atomic_write_json
 
 JUDGE_SYSTEM = "You are a careful judge of social media replies. Answer with a single letter."
@@ -38,7 +39,7 @@ _DEFAULT_URL = {"openai": "https://api.openai.com/v1", "anthropic": "https://api
 _DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 
 
-class JudgeError(RuntimeError):
+class JudgeError(UserError, RuntimeError):
     """A judge backend that cannot answer; the message never contains the API key."""
 
 

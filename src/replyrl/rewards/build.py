@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from replyrl.errors import ArtifactNotFoundError
 from replyrl.rewards.heuristic import HeuristicConfig
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def build_reward(cfg: RewardConfig | None = None, embeddings: Any = None) -> Any
 
     cfg = cfg or RewardConfig()
     if cfg.model and not Path(cfg.model).exists():
-        raise FileNotFoundError(
+        raise ArtifactNotFoundError(
             f"reward model folder not found: {cfg.model} (train one with `replyrl reward train`)"
         )
     model = None

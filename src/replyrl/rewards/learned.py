@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from replyrl.errors import ArtifactNotFoundError
 from replyrl.io import atomic_write_bytes, atomic_write_json
 from replyrl.rewards.base import (
     check_lengths,
@@ -215,7 +216,7 @@ def load_reward_model(folder: str | Path, embeddings: EmbeddingCache | None = No
     folder = Path(folder)
     cfg_path, head_path = folder / "config.json", folder / "head.safetensors"
     if not cfg_path.exists() or not head_path.exists():
-        raise FileNotFoundError(
+        raise ArtifactNotFoundError(
             f"{folder} is not a reward model folder (needs config.json and head.safetensors); "
             "train one with `replyrl reward train`"
         )
