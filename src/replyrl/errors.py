@@ -17,6 +17,11 @@ class UserError(Exception):
     """An expected error; its message says what is wrong (file, line, field, value) and what to do."""
 
 
+class InputError(UserError, ValueError):
+    """Input that cannot be used as a whole (too little data for a step, an argument out of range);
+    a single bad row is a `replyrl.records.DataError` instead."""
+
+
 class ArtifactError(UserError, ValueError):
     """A saved artifact (reward model, adapter, checkpoint, cache, result file) that is incomplete,
     corrupt or does not match what reads it; the message names the file."""
@@ -57,7 +62,9 @@ def describe_os_error(e: OSError, what: str = "") -> str:
     return f"{where}: {hint}" if where else hint
 
 
-def file_access_error(e: OSError, path: str | Path | None = None, what: str = "") -> FileAccessError:
+def file_access_error(
+    e: OSError, path: str | Path | None = None, what: str = ""
+) -> FileAccessError:
     """A FileAccessError (one clear line) for an OSError raised while reading or writing `path`."""
     if path is not None and e.filename is None:
         e.filename = str(path)

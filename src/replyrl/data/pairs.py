@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from replyrl.data.labels import engagement_raw
-from replyrl.errors import ArtifactNotFoundError
+from replyrl.errors import ArtifactNotFoundError, InputError
 from replyrl.io import atomic_write_text
 from replyrl.records import DataError, Record, RowError
 
@@ -104,9 +104,9 @@ def preference_pairs(
         Pairs ordered by tweet_id, then by (chosen, rejected) text.
     """
     if not ratio >= 1.0 or math.isinf(ratio):
-        raise ValueError(f"preference_pairs: ratio must be a finite number >= 1, got {ratio}")
+        raise InputError(f"preference_pairs: ratio must be a finite number >= 1, got {ratio}")
     if max_pairs_per_tweet < 1:
-        raise ValueError(
+        raise InputError(
             f"preference_pairs: max_pairs_per_tweet must be >= 1, got {max_pairs_per_tweet}"
         )
     groups: dict[str, list[Record]] = defaultdict(list)

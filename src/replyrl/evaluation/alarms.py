@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from replyrl.config import ConfigError
 from replyrl.evaluation.stats import cohens_d
 
 
@@ -47,9 +48,17 @@ class AlarmConfig:
         for name in ("length_ratio", "max_duplicate_rate", "proxy_quantile", "max_offtopic_share"):
             v = getattr(self, name)
             if not 0 <= v <= 1:
-                raise ValueError(f"alarms.{name} must be in [0, 1], got {v}")
+                raise ConfigError(f"alarms.{name} must be in [0, 1], got {v}")
+        for name in ("min_length_chars", "divergence_min_d"):
+            v = getattr(self, name)
+            if not 0 <= v < float("inf"):
+                raise ConfigError(f"alarms.{name} must be a finite number >= 0, got {v}")
+        if not -1 <= self.relevance_floor <= 1:
+            raise ConfigError(
+                f"alarms.relevance_floor must be a cosine in [-1, 1], got {self.relevance_floor}"
+            )
         if self.n_examples < 1:
-            raise ValueError(f"alarms.n_examples must be >= 1, got {self.n_examples}")
+            raise ConfigError(f"alarms.n_examples must be >= 1, got {self.n_examples}")
 
 
 @dataclass

@@ -12,6 +12,7 @@ from dataclasses import asdict
 
 import numpy as np
 
+from replyrl.config import ConfigError
 from replyrl.evaluation.alarms import AlarmConfig, run_alarms
 from replyrl.evaluation.logs import training_curves
 from replyrl.evaluation.stats import compare_models, summarize
@@ -62,7 +63,7 @@ def build_summary(
     names = list(dict.fromkeys(r["name"] for r in runs))
     baseline = baseline or names[0]
     if baseline not in names:
-        raise ValueError(f"baseline '{baseline}' is not one of the models: {', '.join(names)}")
+        raise ConfigError(f"baseline '{baseline}' is not one of the models: {', '.join(names)}")
     all_rows = [row for rows in rows_by_run.values() for row in rows]
     metrics = metric_names(all_rows)
     models, pooled = {}, {}

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from replyrl.config import ConfigError
 from replyrl.errors import ArtifactNotFoundError
 from replyrl.rewards.heuristic import HeuristicConfig
 
@@ -44,15 +45,15 @@ class DiversityConfig:
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.lam) or self.lam < 0:
-            raise ValueError(f"diversity.lam must be finite and >= 0, got {self.lam}")
+            raise ConfigError(f"diversity.lam must be finite and >= 0, got {self.lam}")
         if not 0 <= self.floor < 2:
-            raise ValueError(
+            raise ConfigError(
                 f"diversity.floor must be in [0, 2) (cosine distance), got {self.floor}"
             )
         if self.min_chars < 0 or self.max_subsets < 1:
-            raise ValueError("diversity.min_chars must be >= 0 and max_subsets >= 1")
+            raise ConfigError("diversity.min_chars must be >= 0 and max_subsets >= 1")
         if self.subset_size is not None and self.subset_size < 2:
-            raise ValueError(f"diversity.subset_size must be >= 2, got {self.subset_size}")
+            raise ConfigError(f"diversity.subset_size must be >= 2, got {self.subset_size}")
 
 
 @dataclass
@@ -80,13 +81,13 @@ class RewardConfig:
         for k in ("learned_weight", "heuristic_weight"):
             v = getattr(self, k)
             if not math.isfinite(v) or v < 0:
-                raise ValueError(f"{k} must be finite and >= 0, got {v}")
+                raise ConfigError(f"{k} must be finite and >= 0, got {v}")
         if self.kind == "learned" and not self.model:
-            raise ValueError(
+            raise ConfigError(
                 "kind=learned needs `model`: a folder written by `replyrl reward train`"
             )
         if self.kind == "composite" and self.learned_weight + self.heuristic_weight <= 0:
-            raise ValueError("composite reward: learned_weight + heuristic_weight must be > 0")
+            raise ConfigError("composite reward: learned_weight + heuristic_weight must be > 0")
 
 
 def build_reward(cfg: RewardConfig | None = None, embeddings: Any = None) -> Any:

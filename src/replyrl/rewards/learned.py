@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from replyrl.config import ConfigError
 from replyrl.errors import ArtifactNotFoundError
 from replyrl.io import atomic_write_bytes, atomic_write_json
 from replyrl.rewards.base import (
@@ -89,12 +90,12 @@ class HeadConfig:
 
     def __post_init__(self) -> None:
         if self.emb_dim < 1 or self.hidden < 1:
-            raise ValueError(f"emb_dim and hidden must be >= 1, got {self.emb_dim}, {self.hidden}")
+            raise ConfigError(f"emb_dim and hidden must be >= 1, got {self.emb_dim}, {self.hidden}")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         for g in self.extra_features:
             if g not in EXTRA_FEATURES:
-                raise ValueError(
+                raise ConfigError(
                     f"unknown extra feature group {g!r}; choose from {sorted(EXTRA_FEATURES)}"
                 )
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
+from replyrl.errors import InputError
 from replyrl.io import atomic_write_json
 
 
@@ -96,7 +97,7 @@ def validate_reward_model(
     from replyrl.rewards.heuristic import HeuristicReward
 
     if not records:
-        raise ValueError(
+        raise InputError(
             "no held-out records to validate on: every tweet in the data was used for training "
             "(pass the gold/test split, or the full data file with the model's train_tweets.json)"
         )

@@ -32,6 +32,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from replyrl.config import ConfigError
+
 DiversityMode = Literal["additive", "multiplicative", "set"]
 RECIPE_WEIGHTS: dict[str, tuple[float, float, float]] = {
     "sft": (1.0, 0.0, 0.0),
@@ -61,12 +63,12 @@ class ObjectiveConfig:
     def __post_init__(self):
         for name in ("sft_weight", "pg_weight", "diversity_weight"):
             v = getattr(self, name)
-            if v is not None and v < 0:
-                raise ValueError(f"objective.{name} must be >= 0, got {v}")
-        if self.advantage_clip is not None and self.advantage_clip <= 0:
-            raise ValueError(f"objective.advantage_clip must be > 0, got {self.advantage_clip}")
+            if v is not None and not 0 <= v < float("inf"):
+                raise ConfigError(f"objective.{name} must be a finite number >= 0, got {v}")
+        if self.advantage_clip is not None and not 0 < self.advantage_clip < float("inf"):
+            raise ConfigError(f"objective.advantage_clip must be > 0, got {self.advantage_clip}")
         if not 0 <= self.diversity_floor < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"objective.diversity_floor must be in [0, 1), got {self.diversity_floor}"
             )
 
@@ -77,7 +79,7 @@ class ObjectiveConfig:
         b = b if self.pg_weight is None else self.pg_weight
         lam = lam if self.diversity_weight is None else self.diversity_weight
         if a + b + lam == 0:
-            raise ValueError(
+            raise ConfigError(
                 "objective: sft_weight, pg_weight and diversity_weight are all 0: nothing to train"
             )
         return a, b, lam
