@@ -85,9 +85,10 @@ def _parse_yaml(text: str, where: str) -> Any:
 def _yaml_problem(where: str, text: str, e: yaml.YAMLError) -> str:
     if isinstance(e, yaml.reader.ReaderError):
         line = text[: e.position].count("\n") + 1
+        ch = chr(e.character) if isinstance(e.character, int) else str(e.character)
         return (
-            f"{where}:{line}: character {e.character!r} is not allowed in YAML ({e.reason}); "
-            "remove it"
+            f"{where}:{line}: character {ch!r} (U+{ord(ch[:1] or ' '):04X}) is not allowed in "
+            f"YAML ({e.reason}); remove it"
         )
     mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
     at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
@@ -123,7 +124,8 @@ def _check_tree(data: Any, where: str) -> None:
         on_path.add(id(x))
         if isinstance(x, dict):
             for k, v in x.items():
-                visit(v, f"{path}.{k}" if path else str(k))
+                name = k if isinstance(k, str) and k.isprintable() else repr(k)
+                visit(v, f"{path}.{name}" if path else name)
         else:
             for i, v in enumerate(x):
                 visit(v, f"{path}[{i}]")
@@ -237,7 +239,7 @@ def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
                 if close
                 else f"; valid keys: {', '.join(sorted(fields))}"
             )
-            raise ConfigError(f"{where}: unknown key '{key}'{hint}")
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
         kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
     try:
         return cls(**kwargs)

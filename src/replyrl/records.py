@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from replyrl.errors import ArtifactNotFoundError, UserError
+from replyrl.errors import ArtifactNotFoundError, InputError, UserError
 from replyrl.io import atomic_write_bytes
 
 REQUIRED_TEXT = ("tweet_id", "tweet", "reply")
@@ -375,9 +375,10 @@ def _read_bytes(path: Path) -> bytes:
     try:
         with opener(path, "rb") as f:
             return f.read()
-    except (OSError, EOFError, zlib.error) as e:  # truncated or corrupt gzip
+    except (OSError, EOFError, zlib.error) as e:  # truncated or corrupt gzip, no permission
         raise DataError(
-            [RowError(str(path), 0, None, path.name, f"cannot read file ({e})")]
+            [RowError(str(path), 0, None, path.name, f"cannot read file ({e})")],
+            hint="check that it is a complete, readable JSONL, JSONL.gz or CSV file",
         ) from None
 
 
@@ -519,6 +520,8 @@ def load_records(
     path = Path(path)
     if not path.exists():
         raise ArtifactNotFoundError(f"data file not found: {path}")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: give a records file (JSONL, JSONL.gz or CSV)")
     records: list[Record] = []
     errors: list[RowError] = []
     rejected: list[bytes] = []
