@@ -301,7 +301,9 @@ class ApiBackend:
                 },
                 {"authorization": f"Bearer {self._key}"},
             )
-            choice = (data.get("choices") or [{}])[0]
+            choice = data["choices"][0]  # no choice at all is a broken answer, not a tie
+            if not isinstance(choice, dict):
+                raise TypeError(f"choices[0] is {type(choice).__name__}, expected an object")
             top = ((choice.get("logprobs") or {}).get("content") or [{}])[0].get("top_logprobs")
             if top:
                 p = {"A": 0.0, "B": 0.0}
@@ -324,9 +326,10 @@ class ApiBackend:
                 },
                 {"x-api-key": self._key, "anthropic-version": "2023-06-01"},
             )
-            text = "".join(
-                c.get("text", "") for c in data.get("content", []) if isinstance(c, dict)
-            )
+            content = data["content"]
+            if not isinstance(content, list):
+                raise TypeError(f"content is {type(content).__name__}, expected a list")
+            text = "".join(c.get("text", "") for c in content if isinstance(c, dict))
         letter = text.strip()[:1].upper()
         # A reply that is neither letter counts as no preference rather than a silent win.
         return {"A": 1.0, "B": 0.0}.get(letter, 0.5)
