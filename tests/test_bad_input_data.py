@@ -350,3 +350,27 @@ def test_bad_label_and_ratio(tmp_path):
     assert_one_line_error(r, "ratio", "nan")
     r = cli("data", "split", f, "--out", tmp_path / "s", "--sft", "nan")
     assert_one_line_error(r, "sft", "nan")
+
+
+PAIR = {"tweet_id": "t", "tweet": "a tweet", "chosen": "good reply", "rejected": "bad reply"}
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("chosen", "\u200b\u200b"),
+        ("rejected", "\x00"),
+        ("tweet", "\u3164"),
+        ("chosen", "c" * (MAX_TEXT_CHARS + 1)),
+    ],
+    ids=["zero-width chosen", "NUL rejected", "filler tweet", "long chosen"],
+)
+def test_bad_preference_pairs(tmp_path, field, value):
+    from replyrl.data.pairs import read_pairs
+
+    f = tmp_path / "pairs.jsonl"
+    f.write_text(json.dumps(PAIR) + "\n" + json.dumps({**PAIR, field: value}) + "\n")
+    with pytest.raises(DataError) as e:
+        read_pairs(f)
+    (err,) = e.value.errors
+    assert (err.line, err.field) == (2, field)

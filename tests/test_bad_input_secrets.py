@@ -52,7 +52,7 @@ def serve():
     def start(answer):
         srv = HTTPServer(("127.0.0.1", 0), Recorder)
         srv.answer, srv.seen = answer, []
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        threading.Thread(target=srv.serve_forever, args=(0.01,), daemon=True).start()
         servers.append(srv)
         return srv, f"http://127.0.0.1:{srv.server_address[1]}"
 

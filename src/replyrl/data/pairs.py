@@ -36,7 +36,7 @@ import numpy as np
 from replyrl.data.labels import engagement_raw
 from replyrl.errors import ArtifactNotFoundError, InputError
 from replyrl.io import atomic_write_text
-from replyrl.records import DataError, Record, RowError
+from replyrl.records import MAX_TEXT_CHARS, DataError, Record, RowError, is_blank
 
 PAIR_FIELDS = (
     "tweet_id",
@@ -213,8 +213,12 @@ def _parse_pair(row: Any, file: str, line: int) -> tuple[Pair | None, list[RowEr
             v = str(v)
         if f not in row:
             errs.append(RowError(file, line, f, None, "missing required field"))
-        elif not isinstance(v, str) or not v.strip():
+        elif not isinstance(v, str) or is_blank(v):
             errs.append(RowError(file, line, f, v, "expected a non-empty string"))
+        elif len(v) > MAX_TEXT_CHARS:
+            errs.append(
+                RowError(file, line, f, v, f"text is longer than the {MAX_TEXT_CHARS:,} cap")
+            )
         else:
             vals[f] = v
     for f in ("chosen_score", "rejected_score", "margin"):
