@@ -109,11 +109,15 @@ def read_json(path: str | Path, what: str = "file") -> Any:
     except IsADirectoryError:
         raise ArtifactError(f"{path}: {what} is a folder, expected a JSON file") from None
     except UnicodeDecodeError as e:
-        raise ArtifactError(f"{path}: {what} is corrupt (invalid UTF-8 at byte {e.start})") from None
+        raise ArtifactError(
+            f"{path}: {what} is corrupt (invalid UTF-8 at byte {e.start})"
+        ) from None
     except (ValueError, RecursionError) as e:
         line = getattr(e, "lineno", None)
         at = f":{line}" if line else ""
-        raise ArtifactError(f"{path}{at}: {what} is corrupt (not valid JSON: {str(e)[:80]})") from None
+        raise ArtifactError(
+            f"{path}{at}: {what} is corrupt (not valid JSON: {str(e)[:80]})"
+        ) from None
 
 
 def _json_default(o: Any) -> Any:
