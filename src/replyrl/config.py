@@ -75,7 +75,7 @@ class _StrictLoader(yaml.SafeLoader):
 def _parse_yaml(text: str, where: str) -> Any:
     """`yaml.safe_load` with duplicate keys rejected and every failure one ConfigError line."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
     except RecursionError:
         raise ConfigError(f"{where}: nested too deeply for a config") from None
     except yaml.YAMLError as e:
@@ -193,7 +193,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key.strip() or not all(k.strip() for k in keys):
         raise ConfigError(f"--set expects key.sub=value, got {text!r}")
     try:
-        value = yaml.load(raw, Loader=_StrictLoader) if raw.strip() else ""  # noqa: S506
+        value = yaml.load(raw, Loader=_StrictLoader) if raw.strip() else ""
     except RecursionError:
         raise ConfigError(f"--set {key.strip()}: value nested too deeply") from None
     except yaml.constructor.ConstructorError as e:
