@@ -13,6 +13,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from replyrl.errors import ArtifactError, UserError
@@ -177,7 +178,10 @@ def load_adapter(base, path: str | Path, is_trainable: bool = False):
     except (SafetensorError, OSError, ValueError) as e:
         raise ArtifactError(f"{weights}: not a readable safetensors file ({str(e)[:80]})") from None
     try:
-        model = PeftModel.from_pretrained(base, str(path), is_trainable=is_trainable)
+        with warnings.catch_warnings():
+            # PEFT only warns about keys it could not place; the check below makes that an error
+            warnings.filterwarnings("ignore", message="Found missing adapter keys")
+            model = PeftModel.from_pretrained(base, str(path), is_trainable=is_trainable)
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
         lines = [x.strip() for x in str(e).splitlines() if x.strip()] or [type(e).__name__]
         first = next((x for x in lines if "size mismatch" in x), lines[0])[:300]
