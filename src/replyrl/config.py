@@ -47,6 +47,10 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    """A key given twice in one YAML mapping."""
+
+
 class _StrictLoader(yaml.SafeLoader):
     """yaml.SafeLoader that rejects a key given twice in one mapping (PyYAML keeps the last)."""
 
@@ -62,7 +66,7 @@ class _StrictLoader(yaml.SafeLoader):
                 except TypeError:
                     continue  # an unhashable key: the base class reports it
                 if seen is not None:
-                    raise yaml.constructor.ConstructorError(
+                    raise _DuplicateKey(
                         None,
                         None,
                         f"key {key!r} is given twice (first on line {seen}); keep one",
@@ -96,7 +100,7 @@ def _yaml_problem(where: str, text: str, e: yaml.YAMLError) -> str:
     context = " ".join(str(getattr(e, "context", None) or "").split())
     if "'\\t'" in problem or "\t" in problem:
         return f"{where}{at}: a tab character: YAML is indented with spaces, not tabs"
-    if problem.startswith("key "):  # our duplicate-key error
+    if isinstance(e, _DuplicateKey):
         return f"{where}{at}: {problem}"
     return (
         f"{where}{at}: YAML syntax error: {problem}"
