@@ -290,7 +290,7 @@ OUT_OF_RANGE = [
     (EvalConfig, "alarms.relevance_floor=3", "relevance_floor"),
     (EvalConfig, "pass_quantile=1.5", "pass_quantile"),
     (RewardConfig, "learned_weight=-1", "learned_weight"),
-    (RewardConfig, "diversity.floor=3", "floor"),
+    (TrainConfig, "objective.diversity_floor=1.5", "diversity_floor"),
 ]
 
 
@@ -345,7 +345,7 @@ def test_overflowing_integers_are_refused(override):
         (RewardTrainConfig, "split.seed=-1"),
         (EvalConfig, "seed=1e400"),
         (EvalConfig, "sampling.seed=4294967296"),
-        (RewardConfig, "diversity.seed=-3"),
+        (RewardTrainConfig, "heuristic.ngram=99999999999999999999999"),
         (EvalConfig, "bootstrap=1e999"),
     ],
 )

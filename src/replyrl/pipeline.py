@@ -20,9 +20,9 @@ from rich.console import Console
 
 from replyrl.data.splits import SplitConfig
 from replyrl.io import atomic_write_json, atomic_write_text
+from replyrl.training.objective import RECIPES
 
 console = Console(stderr=True)
-RECIPES = ("sft", "polychromic", "grpo", "hybrid", "dpo")
 
 
 @dataclass
@@ -216,7 +216,7 @@ def run_pipeline(cfg: PipelineConfig, config_path: Path, force: list[str] | None
             run = run_dir_of(tcfg)
             deps = {
                 "split": h_split,
-                "proxy": h_proxy if recipe in ("grpo", "hybrid") else None,
+                "proxy": h_proxy if tcfg.weights().needs_engagement else None,
                 "cfg": asdict(tcfg),
             }
             stages.run(
@@ -335,7 +335,7 @@ def _train_config(
     from replyrl.config import load_config
     from replyrl.training.config import TrainConfig
 
-    phase = "sft" if recipe in ("sft", "dpo") else "rl"
+    phase = RECIPES[recipe].phase
     reward = (
         {
             "kind": "composite",

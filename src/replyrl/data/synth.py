@@ -37,7 +37,33 @@ NEGATIVITY_PENALTY = 0.5
 LENGTH_BAND = (50.0, 150.0)
 LENGTH_WIDTH = 0.6  # std of the log-length falloff: 25 or 300 chars keep exp(-0.5*(0.69/0.6)^2)≈0.5
 GENERIC_WORDS = frozenset(
-    ["nice", "agreed", "cool", "wow", "lol", "same", "this", "yes", "no", "true", "facts", "ok", "okay", "great", "awesome", "love", "it", "omg", "yep", "nope", "meh", "based", "congrats", "thanks", "interesting"]
+    [
+        "nice",
+        "agreed",
+        "cool",
+        "wow",
+        "lol",
+        "same",
+        "this",
+        "yes",
+        "no",
+        "true",
+        "facts",
+        "ok",
+        "okay",
+        "great",
+        "awesome",
+        "love",
+        "it",
+        "omg",
+        "yep",
+        "nope",
+        "meh",
+        "based",
+        "congrats",
+        "thanks",
+        "interesting",
+    ]
 )
 
 # topic -> (items a tweet can be about, details a specific reply can pick up on)

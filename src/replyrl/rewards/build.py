@@ -6,8 +6,8 @@
                          with no `model` it falls back to the heuristic alone, and says so
 
 A config is a YAML file (`configs/reward/*.yaml`, loaded with `replyrl.config.load_config`) or the
-`reward:` section of a training config. `diversity.mode` other than `none` wraps the reward with the
-group diversity credit (diversity.py).
+`reward:` section of a training config. Diversity is not a reward setting: λ and the mode live in the
+training objective (`objective.diversity_weight`, `objective.diversity_mode`), the one route.
 """
 
 from __future__ import annotations
@@ -22,38 +22,6 @@ from replyrl.errors import ArtifactNotFoundError
 from replyrl.rewards.heuristic import HeuristicConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DiversityConfig:
-    """Group diversity credit added to the reward (DESIGN §4)."""
-
-    mode: Literal["none", "additive", "multiplicative", "set"] = "none"
-    """`none`, or how the credit combines with the reward."""
-    lam: float = 0.2
-    """Diversity weight λ."""
-    floor: float = 0.05
-    """Cosine distances below this count as 0 (short replies make embedding distance noisy)."""
-    min_chars: int = 10
-    """Completions shorter than this get no diversity credit."""
-    subset_size: int | None = None
-    """`set` mode: subset size m (default max(2, K // 2))."""
-    max_subsets: int = 64
-    """`set` mode: enumerate all subsets up to this many, else sample this many (seeded)."""
-    seed: int = 0
-    """`set` mode: subset sampling seed."""
-
-    def __post_init__(self) -> None:
-        if not math.isfinite(self.lam) or self.lam < 0:
-            raise ConfigError(f"diversity.lam must be finite and >= 0, got {self.lam}")
-        if not 0 <= self.floor < 2:
-            raise ConfigError(
-                f"diversity.floor must be in [0, 2) (cosine distance), got {self.floor}"
-            )
-        if self.min_chars < 0 or self.max_subsets < 1:
-            raise ConfigError("diversity.min_chars must be >= 0 and max_subsets >= 1")
-        if self.subset_size is not None and self.subset_size < 2:
-            raise ConfigError(f"diversity.subset_size must be >= 2, got {self.subset_size}")
 
 
 @dataclass
@@ -74,8 +42,6 @@ class RewardConfig:
     """Sentence encoder for the heuristic's relevance (None: the packaged all-MiniLM-L6-v2)."""
     cache: bool = True
     """Cache embeddings by text (each distinct text encoded once per run)."""
-    diversity: DiversityConfig = field(default_factory=DiversityConfig)
-    """Optional group diversity credit."""
 
     def __post_init__(self) -> None:
         for k in ("learned_weight", "heuristic_weight"):
@@ -161,19 +127,4 @@ def build_reward(cfg: RewardConfig | None = None, embeddings: Any = None) -> Any
         log.info("composite reward: %s", ", ".join(f"{p.name}={p.weight}" for p in parts))
         reward = CompositeReward(parts, embeddings=embeddings)
 
-    d = cfg.diversity
-    if d.mode != "none":
-        from replyrl.rewards.diversity import with_diversity_credit
-
-        reward = with_diversity_credit(
-            reward,
-            d.mode,
-            d.lam,
-            encoder=embeddings,
-            floor=d.floor,
-            min_chars=d.min_chars,
-            subset_size=d.subset_size,
-            max_subsets=d.max_subsets,
-            seed=d.seed,
-        )
     return reward

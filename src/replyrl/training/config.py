@@ -7,9 +7,7 @@ from typing import Literal
 
 from replyrl.config import SEED_MAX, ConfigError
 from replyrl.models import DEFAULT_INSTRUCTION
-from replyrl.training.objective import ObjectiveConfig
-
-Recipe = Literal["sft", "polychromic", "grpo", "hybrid", "dpo"]
+from replyrl.training.objective import RECIPES, ObjectiveConfig, get_recipe
 
 
 @dataclass
@@ -272,8 +270,8 @@ class TrainConfig:
 
     name: str = "run"
     """Experiment name; the run writes to <output_dir>/<name>/seed_<seed>/."""
-    recipe: Recipe = "grpo"
-    """sft | polychromic | grpo | hybrid | dpo."""
+    recipe: str = "grpo"
+    """A registered recipe (training/objective.py RECIPES): sft | polychromic | grpo | hybrid | dpo."""
     seed: int = 0
     """Seed of weights init, sampling and data order."""
     output_dir: str = "output/experiments"
@@ -312,5 +310,14 @@ class TrainConfig:
             raise ConfigError(
                 "grpo.use_vllm needs a GPU: set optim.use_cpu=false (or grpo.use_vllm=false on CPU)"
             )
-        if self.recipe in ("polychromic", "grpo", "hybrid"):
-            self.objective.resolved(self.recipe)  # fails early on all-zero weights
+        get_recipe(self.recipe)
+        self.weights()  # a meaningless weight/mode combination fails before any model loads
+
+    def weights(self):
+        """The run's resolved objective weights (α, β, λ, mode)."""
+        return self.objective.resolved(self.recipe, self.grpo.num_generations)
+
+    @property
+    def recipe_spec(self):
+        """The registry entry of `recipe` (trainer, phase split, default weights)."""
+        return RECIPES[self.recipe]

@@ -10,10 +10,12 @@ from replyrl.errors import InputError
 from replyrl.models import prompt_messages
 from replyrl.records import Record, load_records
 from replyrl.training.config import DataConfig
+from replyrl.training.objective import Recipe
 
 
-def load_phase_records(data: DataConfig, recipe: str, seed: int = 0) -> list[Record]:
-    """Load the records a recipe trains on: the phase split (sft for sft/dpo, rl for RL recipes)."""
+def load_phase_records(data: DataConfig, recipe: Recipe, seed: int = 0) -> list[Record]:
+    """Load the records a recipe trains on: its phase split (`Recipe.phase`) unless `data.split`
+    names another."""
     if data.path:
         records = load_records(data.path).records
     else:
@@ -22,7 +24,7 @@ def load_phase_records(data: DataConfig, recipe: str, seed: int = 0) -> list[Rec
         records = synthesize(n_tweets=100, seed=0)
     split = data.split
     if split == "auto":
-        split = "sft" if recipe in ("sft", "dpo") else "rl"
+        split = recipe.phase
     if split != "all":
         from replyrl.data.splits import SplitConfig, split_records
 
@@ -33,7 +35,7 @@ def load_phase_records(data: DataConfig, recipe: str, seed: int = 0) -> list[Rec
         records = [r for r in records if r.tweet_id in keep_set]
     if not records:
         raise InputError(
-            f"no training records for recipe {recipe!r} (split {split!r} of {data.path or 'synthetic'})"
+            f"no training records for recipe {recipe.name!r} (split {split!r} of {data.path or 'synthetic'})"
         )
     return records
 

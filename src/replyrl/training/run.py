@@ -121,9 +121,18 @@ def _check_inside(run_dir: Path, root: Path) -> None:
 
 
 def validate_reward(cfg: TrainConfig):
-    """Build the reward config now, so a bad value fails before any model loads."""
+    """The run's reward config, built now so a bad value fails before any model loads; None when
+    the objective does not read an engagement reward (it then needs no `reward:` section)."""
+    from replyrl.config import ConfigError
     from replyrl.rewards.build import RewardConfig
 
+    if "diversity" in cfg.reward:
+        raise ConfigError(
+            "reward.diversity is no longer a reward setting: set objective.diversity_weight (λ) and "
+            "objective.diversity_mode instead (one route, so diversity is never credited twice)"
+        )
+    if not cfg.weights().needs_engagement:
+        return None
     return from_dict(RewardConfig, cfg.reward, where="reward")
 
 
@@ -193,11 +202,12 @@ def build_trainer(cfg: TrainConfig, out: Path):
 
     from replyrl.training import datasets as ds
 
-    records = ds.load_phase_records(cfg.data, cfg.recipe, cfg.seed)
+    records = ds.load_phase_records(cfg.data, cfg.recipe_spec, cfg.seed)
     labels = ds.record_labels(records, cfg.data.label)
     model, tok = _policy(cfg)
     common = _common_args(cfg, out)
-    if cfg.recipe == "sft":
+    trainer_kind = cfg.recipe_spec.trainer
+    if trainer_kind == "sft":
         from trl import SFTConfig, SFTTrainer
 
         rows = ds.sft_rows(records, labels, cfg.data)
@@ -209,7 +219,7 @@ def build_trainer(cfg: TrainConfig, out: Path):
             processing_class=tok,
             peft_config=_lora(cfg),
         )
-    elif cfg.recipe == "dpo":
+    elif trainer_kind == "dpo":
         from trl import DPOConfig, DPOTrainer
 
         d = cfg.dpo
@@ -231,29 +241,18 @@ def build_trainer(cfg: TrainConfig, out: Path):
 
 
 def objective_reward(cfg: TrainConfig):
-    """The run's ObjectiveReward; the diversity credit shares the engagement reward's embedding
-    cache when both use the default encoder, so each completion is encoded once per step."""
+    """The run's ObjectiveReward. The diversity term shares the engagement reward's embedding cache
+    when both use the default encoder, so each completion is encoded once per step."""
     from replyrl.models import DEFAULT_ENCODER
     from replyrl.rewards.build import build_reward
     from replyrl.training.grpo import ObjectiveReward
 
-    _, beta, lam = cfg.objective.resolved(cfg.recipe)
-    engagement = (
-        build_reward(validate_reward(cfg))
-        if beta > 0 or cfg.objective.diversity_mode != "additive"
-        else None
-    )
+    reward_cfg = validate_reward(cfg)
+    engagement = build_reward(reward_cfg) if reward_cfg is not None else None
     shared = getattr(engagement, "embeddings", None)
     if shared is not None and (shared.encoder_name or DEFAULT_ENCODER) != DEFAULT_ENCODER:
-        shared = None  # another encoder: the credit keeps the default one, as without a reward
-    return ObjectiveReward(
-        engagement,
-        beta,
-        lam,
-        cfg.objective.diversity_mode,
-        cfg.objective.diversity_floor,
-        encoder=shared,
-    )
+        shared = None  # another encoder: the diversity term keeps the default one
+    return ObjectiveReward(engagement, cfg.weights(), embeddings=shared)
 
 
 def _grpo_trainer(cfg: TrainConfig, out: Path, model, tok, rows: list[dict], common: dict):
@@ -264,7 +263,6 @@ def _grpo_trainer(cfg: TrainConfig, out: Path, model, tok, rows: list[dict], com
     from replyrl.training.grpo import ObjectiveGRPOTrainer
 
     g = cfg.grpo
-    alpha, beta, lam = cfg.objective.resolved(cfg.recipe)
     reward = objective_reward(cfg)
     args = GRPOConfig(
         **common,
@@ -299,10 +297,8 @@ def _grpo_trainer(cfg: TrainConfig, out: Path, model, tok, rows: list[dict], com
         processing_class=tok,
         peft_config=_lora(cfg),
         callbacks=callbacks,
-        alpha=alpha,
-        beta=beta,
-        lam=lam,
-        advantage_clip=cfg.objective.advantage_clip,
+        weights=cfg.weights(),
+        objective=cfg.objective,
     )
     for cb in callbacks:
         cb.trainer = trainer
@@ -322,8 +318,7 @@ def train(
         truncate_log,
     )
 
-    if cfg.recipe in ("grpo", "hybrid") or cfg.objective.diversity_mode != "additive":
-        validate_reward(cfg)
+    validate_reward(cfg)
     out = run_dir_of(cfg)
     ckpt = latest_checkpoint(out / "checkpoints") if resume else None
     if ckpt:
@@ -385,9 +380,7 @@ def train(
             "seconds": round(time.time() - t0, 1),
             "recipe": cfg.recipe,
             "seed": cfg.seed,
-            "weights": dict(zip(("alpha", "beta", "lambda"), cfg.objective.resolved(cfg.recipe)))
-            if cfg.recipe in ("polychromic", "grpo", "hybrid")
-            else None,
+            "weights": asdict(cfg.weights()) if cfg.recipe_spec.uses_objective else None,
         },
     )
     return out
