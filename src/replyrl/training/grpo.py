@@ -15,6 +15,7 @@ import torch
 from trl import GRPOTrainer
 
 from replyrl.training.objective import policy_reward, sft_nll, total_loss
+from replyrl.training.rollout import FastRolloutMixin
 
 
 class ObjectiveReward:
@@ -83,7 +84,7 @@ class ObjectiveReward:
         return total.tolist()
 
 
-class ObjectiveGRPOTrainer(GRPOTrainer):
+class ObjectiveGRPOTrainer(FastRolloutMixin, GRPOTrainer):
     """GRPO with α·SFT + (β + λ)·PG; α, β, λ come from `ObjectiveConfig.resolved(recipe)`."""
 
     def __init__(

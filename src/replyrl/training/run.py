@@ -77,6 +77,36 @@ def latest_checkpoint(ckpt_root: Path) -> str | None:
     return str(done[-1]) if done else None
 
 
+def runtime(cfg: TrainConfig) -> tuple[str, str, bool]:
+    """(device, weight dtype, bf16 mixed precision) for `cfg` on this machine.
+
+    Raises DeviceError (a UserError) before any model loads when the config asks for what the
+    machine has not: a missing GPU, bf16 without bf16 support, vLLM without the vllm package.
+    """
+    from replyrl.device import DeviceError, resolve_device, resolve_dtype, supports_bf16
+
+    device = resolve_device(cfg.device)
+    if ":" in device:
+        raise DeviceError(
+            f"device={cfg.device}: training picks its GPU per process; use device=cuda and "
+            "CUDA_VISIBLE_DEVICES to choose (accelerate launch gives each process its own)"
+        )
+    dtype = resolve_dtype(cfg.model.dtype, device, where="model.dtype")
+    bf16 = cfg.optim.bf16 if cfg.optim.bf16 is not None else dtype == "bfloat16"
+    if bf16 and not supports_bf16(device):
+        raise DeviceError(
+            f"optim.bf16=true needs a CUDA GPU with bf16 support; device '{device}' has none: "
+            "set optim.bf16=false (or leave it unset)"
+        )
+    if cfg.grpo.use_vllm and cfg.recipe in ("polychromic", "grpo", "hybrid"):
+        from replyrl.generation import require_vllm
+
+        require_vllm("grpo.use_vllm=true")
+        if device != "cuda":
+            raise DeviceError(f"grpo.use_vllm=true needs a CUDA GPU; the device is '{device}'")
+    return device, dtype, bf16
+
+
 def validate_reward(cfg: TrainConfig):
     """Build the reward config now, so a bad value fails before any model loads."""
     from replyrl.rewards.build import RewardConfig
@@ -99,13 +129,14 @@ def _lora(cfg: TrainConfig):
     )
 
 
-def _policy(cfg: TrainConfig):
+def _policy(cfg: TrainConfig, dtype_name: str = "float32"):
+    """(model, tokenizer) on the CPU in `dtype_name`; the trainer moves the model to its device."""
     import torch
     from transformers import AutoModelForCausalLM
 
     from replyrl.models import load_tokenizer, resolve_policy
 
-    dtype = getattr(torch, cfg.model.dtype)
+    dtype = getattr(torch, dtype_name)
     if cfg.model.init_adapter:
         from peft import PeftModel
 
@@ -121,7 +152,7 @@ def _policy(cfg: TrainConfig):
     return model, tok
 
 
-def _common_args(cfg: TrainConfig, out: Path) -> dict:
+def _common_args(cfg: TrainConfig, out: Path, device: str = "cpu", bf16: bool = False) -> dict:
     o = cfg.optim
     return dict(
         output_dir=str(out / "checkpoints"),
@@ -133,8 +164,8 @@ def _common_args(cfg: TrainConfig, out: Path) -> dict:
         logging_steps=o.logging_steps,
         save_steps=o.save_steps,
         save_total_limit=o.save_total_limit,
-        bf16=o.bf16,
-        use_cpu=o.use_cpu,
+        bf16=bf16,
+        use_cpu=device == "cpu",
         report_to=list(o.report_to),
         seed=cfg.seed,
         data_seed=cfg.seed,
@@ -150,10 +181,11 @@ def build_trainer(cfg: TrainConfig, out: Path):
 
     from replyrl.training import datasets as ds
 
+    device, dtype, bf16 = runtime(cfg)
     records = ds.load_phase_records(cfg.data, cfg.recipe, cfg.seed)
     labels = ds.record_labels(records, cfg.data.label)
-    model, tok = _policy(cfg)
-    common = _common_args(cfg, out)
+    model, tok = _policy(cfg, dtype)
+    common = _common_args(cfg, out, device, bf16)
     if cfg.recipe == "sft":
         from trl import SFTConfig, SFTTrainer
 
@@ -182,27 +214,32 @@ def build_trainer(cfg: TrainConfig, out: Path):
             peft_config=_lora(cfg),
         )
     else:
-        trainer = _grpo_trainer(cfg, out, model, tok, ds.rl_rows(records, labels, cfg.data), common)
+        rows = ds.rl_rows(records, labels, cfg.data)
+        trainer = _grpo_trainer(cfg, out, model, tok, rows, common, device)
     trainer.replyrl_sample_tweets = sorted({r.tweet for r in records})[:2]
     return trainer
 
 
-def objective_reward(cfg: TrainConfig):
-    """The run's ObjectiveReward; the diversity credit shares the engagement reward's embedding
-    cache when both use the default encoder, so each completion is encoded once per step."""
+def objective_reward(cfg: TrainConfig, device: str | None = None):
+    """The run's ObjectiveReward, its encoders on `device` (None: auto); the diversity credit
+    shares the engagement reward's embedding cache when both use the default encoder, so each
+    completion is encoded once per step."""
     from replyrl.models import DEFAULT_ENCODER
     from replyrl.rewards.build import build_reward
+    from replyrl.rewards.embeddings import EmbeddingCache
     from replyrl.training.grpo import ObjectiveReward
 
     _, beta, lam = cfg.objective.resolved(cfg.recipe)
     engagement = (
-        build_reward(validate_reward(cfg))
+        build_reward(validate_reward(cfg), device=device)
         if beta > 0 or cfg.objective.diversity_mode != "additive"
         else None
     )
     shared = getattr(engagement, "embeddings", None)
     if shared is not None and (shared.encoder_name or DEFAULT_ENCODER) != DEFAULT_ENCODER:
         shared = None  # another encoder: the credit keeps the default one, as without a reward
+    if shared is None:
+        shared = EmbeddingCache(device=device)
     return ObjectiveReward(
         engagement,
         beta,
@@ -213,7 +250,9 @@ def objective_reward(cfg: TrainConfig):
     )
 
 
-def _grpo_trainer(cfg: TrainConfig, out: Path, model, tok, rows: list[dict], common: dict):
+def _grpo_trainer(
+    cfg: TrainConfig, out: Path, model, tok, rows: list[dict], common: dict, device: str = "cpu"
+):
     from datasets import Dataset
     from trl import GRPOConfig
 
@@ -222,7 +261,7 @@ def _grpo_trainer(cfg: TrainConfig, out: Path, model, tok, rows: list[dict], com
 
     g = cfg.grpo
     alpha, beta, lam = cfg.objective.resolved(cfg.recipe)
-    reward = objective_reward(cfg)
+    reward = objective_reward(cfg, device)
     args = GRPOConfig(
         **common,
         per_device_train_batch_size=g.prompts_per_step * g.num_generations,
@@ -260,6 +299,7 @@ def _grpo_trainer(cfg: TrainConfig, out: Path, model, tok, rows: list[dict], com
         beta=beta,
         lam=lam,
         advantage_clip=cfg.objective.advantage_clip,
+        rollout_backend=g.rollout_backend,
     )
     for cb in callbacks:
         cb.trainer = trainer
@@ -281,6 +321,7 @@ def train(
 
     if cfg.recipe in ("grpo", "hybrid") or cfg.objective.diversity_mode != "additive":
         validate_reward(cfg)
+    runtime(cfg)  # a missing GPU, bf16 or vLLM fails here, before anything is written
     out = run_dir_of(cfg)
     if out.exists() and not resume:
         if not overwrite and (out / "checkpoints").exists():
