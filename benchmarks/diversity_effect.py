@@ -79,8 +79,7 @@ def run_overrides(s: Settings, lam: float, workdir: Path) -> list[str]:
         f"optim.save_steps={s.steps}",
         "optim.sample_every=0",
         "optim.report_to=[]",
-        "optim.use_cpu=true",
-        "optim.bf16=false",
+        "device=cpu",
         *s.overrides,
     ]
 
