@@ -12,7 +12,7 @@ K, completion length, temperature, seed and CPU settings:
                TRL's generation hook, replyrl.training.rollout); target ≤ 0.6× plain TRL on a CPU
 
 (a)–(c) sample with TRL's `generate` (`grpo.rollout_backend=trl`), so b/a and c/a measure our
-objective's overhead alone; d/a is what a run gets with the CPU default (`auto` = fast on a CPU).
+objective's overhead alone; d/a is what `grpo.rollout_backend: fast` buys.
 
 All three are built once. After `--warmup` untimed rounds, each of `--rounds` rounds runs one
 optimizer step of every trainer, in an order that rotates from round to round, so that load from

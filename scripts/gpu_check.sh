@@ -60,7 +60,7 @@ part bench_generate 70 $PY benchmarks/bench_generate.py --device cuda --tweets 3
   --max-new-tokens 48 --repeats 2
 { echo '```'; grep -E "replies/s|median seconds|identical|batched /|plain KV" "$OUTDIR/bench_generate.log"; echo '```'; } | tee -a "$SUMMARY"
 
-# 3. GRPO step: ours and fast rollouts vs plain TRL (decides grpo.rollout_backend=auto on a GPU)
+# 3. GRPO step: ours and fast rollouts vs plain TRL (whether grpo.rollout_backend=fast pays on a GPU)
 part bench_grpo_step 130 $PY benchmarks/bench_grpo_step.py --device cuda --rounds 3 --warmup 1 \
   --k 8 --prompts 8 --tokens 48 --threads 4
 { echo '```'; grep -E "^(variant|trl|grpo|hybrid|fast) |/trl =|peak RSS" "$OUTDIR/bench_grpo_step.log"; echo '```'; } | tee -a "$SUMMARY"

@@ -22,16 +22,14 @@ import torch
 
 from replyrl.generation import SamplingConfig, sample_loop
 
-RolloutBackend = Literal["auto", "trl", "fast"]
+RolloutBackend = Literal["trl", "fast"]
 
 
-def resolve_rollout_backend(backend: str, device: str) -> str:
-    """`auto` → `fast` on a CPU, `trl` elsewhere (the loop has not been timed against `generate`
-    on a GPU yet; `scripts/gpu_check.sh` measures it)."""
-    if backend not in ("auto", "trl", "fast"):
-        raise ValueError(f"grpo.rollout_backend must be auto, trl or fast, got {backend!r}")
-    if backend == "auto":
-        return "fast" if str(device).startswith("cpu") else "trl"
+def check_rollout_backend(backend: str) -> str:
+    """`backend` if it is `trl` or `fast` (the default is `trl`: see docs/architecture.md#rollouts
+    for the CPU measurement; `scripts/gpu_check.sh` measures both on a GPU)."""
+    if backend not in ("trl", "fast"):
+        raise ValueError(f"grpo.rollout_backend must be trl or fast, got {backend!r}")
     return backend
 
 
@@ -62,9 +60,7 @@ class FastRolloutMixin:
 
     def __init__(self, *args, rollout_backend: str = "trl", **kwargs):
         super().__init__(*args, **kwargs)
-        self.rollout_backend = resolve_rollout_backend(
-            rollout_backend, self.accelerator.device.type
-        )
+        self.rollout_backend = check_rollout_backend(rollout_backend)
 
     def _fast_rollouts_apply(self, images, multimodal_fields) -> bool:
         """Whether this batch can be sampled by the loop (else TRL's own path runs)."""
