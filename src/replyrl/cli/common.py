@@ -17,12 +17,13 @@ err_console = Console(stderr=True)
 def user_errors():
     """Print known user-facing errors (bad data, bad config, missing model) without a traceback."""
     from replyrl.config import ConfigError
+    from replyrl.errors import UserError
     from replyrl.models import ModelNotFoundError
     from replyrl.records import DataError
 
     try:
         yield
-    except (DataError, ConfigError, ModelNotFoundError, FileNotFoundError) as e:
+    except (UserError, DataError, ConfigError, ModelNotFoundError, FileNotFoundError) as e:
         # escape: values in data errors may look like markup ("[/x]"); soft_wrap: keep each
         # file:line error on one line so it can be copied and grepped
         err_console.print(

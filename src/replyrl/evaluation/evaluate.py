@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from replyrl.device import check_device_name
 from replyrl.evaluation.alarms import AlarmConfig
 from replyrl.evaluation.generate_cache import (
     EvalTweet,
@@ -76,8 +77,8 @@ class EvalConfig:
     """Bootstrap resamples per confidence interval."""
     seed: int = 0
     """Seed of the bootstrap."""
-    device: str = "cpu"
-    """Device for generation ("cpu", "cuda")."""
+    device: str = "auto"
+    """Where the policies, the judge and the encoder run: auto (cuda → mps → cpu), cpu, cuda[:N], mps."""
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     """LLM-as-judge settings."""
     alarms: AlarmConfig = field(default_factory=AlarmConfig)
@@ -98,6 +99,7 @@ class EvalConfig:
         if self.bootstrap < 100:
             raise ValueError(f"bootstrap must be >= 100 resamples, got {self.bootstrap}")
         self.ks = sorted(set(self.ks))
+        check_device_name(self.device, "device")
 
 
 @dataclass
@@ -141,20 +143,24 @@ def parse_models(specs: list[str]) -> list[ModelSpec]:
     return out
 
 
-def build_scorers(cfg: EvalConfig, synthetic: bool, encoder) -> Scorers:
-    """Proxy (RM folder or heuristic), gold (RM folder or none) and, on synthetic data, the audience."""
+def build_scorers(cfg: EvalConfig, synthetic: bool, encoder, device: str | None = None) -> Scorers:
+    """Proxy (RM folder or heuristic), gold (RM folder or none) and, on synthetic data, the audience.
+
+    Reward-model encoders run on `device` (None: `auto`)."""
     notes = []
     if cfg.proxy_reward:
         from replyrl.rewards.learned import load_reward_model
 
         proxy, proxy_name = (
-            load_reward_model(cfg.proxy_reward).score,
+            load_reward_model(cfg.proxy_reward, device=device).score,
             f"reward model {cfg.proxy_reward}",
         )
     else:
+        from replyrl.rewards.embeddings import EmbeddingCache
         from replyrl.rewards.heuristic import HeuristicReward
 
-        proxy, proxy_name = HeuristicReward().score, "heuristic reward (no proxy_reward given)"
+        proxy = HeuristicReward(embeddings=EmbeddingCache(device=device)).score
+        proxy_name = "heuristic reward (no proxy_reward given)"
         notes.append(
             "No proxy reward model was given (proxy_reward): the proxy score is the "
             "heuristic reward ensemble."
@@ -164,7 +170,7 @@ def build_scorers(cfg: EvalConfig, synthetic: bool, encoder) -> Scorers:
         from replyrl.rewards.learned import load_reward_model
 
         gold, gold_name = (
-            load_reward_model(cfg.gold_reward).score,
+            load_reward_model(cfg.gold_reward, device=device).score,
             f"reward model {cfg.gold_reward}",
         )
     else:
@@ -206,27 +212,31 @@ def evaluate(
         encoder: the sentence encoder (default `load_encoder(cfg.encoder)`).
         tweets: pre-grouped test tweets instead of reading `data`.
     """
+    from replyrl.device import resolve_device
     from replyrl.models import DEFAULT_ENCODER, load_encoder
     from replyrl.records import load_records
 
+    device = resolve_device(cfg.device)  # a missing GPU fails before any model loads
     out = Path(out)
     if tweets is None:
         tweets = group_tweets(load_records(data).records, cfg.max_tweets)
     elif cfg.max_tweets:
         tweets = tweets[: cfg.max_tweets]
     synthetic = all(t.synthetic for t in tweets)
-    encoder = encoder or load_encoder(cfg.encoder)
-    scorers = scorers or build_scorers(cfg, synthetic, encoder)
+    encoder = encoder or load_encoder(cfg.encoder, device)
+    scorers = scorers or build_scorers(cfg, synthetic, encoder, device)
     judge = None
     if cfg.judge.enabled:
         tag = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{cfg.judge.backend}-{cfg.judge.model or 'default'}")
-        judge = Judge(cfg.judge, out / "cache" / f"judge-{tag}.json", backend=judge_backend)
+        judge = Judge(
+            cfg.judge, out / "cache" / f"judge-{tag}.json", backend=judge_backend, device=device
+        )
     atomic_write_json(out / "eval_config.json", dataclasses.asdict(cfg))
     runs, rows_by_run, ref_scores = [], {}, None
     for spec in specs:
         rid = _run_id(spec)
         path = cache_path(out / "cache" / "generations", spec.name, spec.path, cfg.sampling)
-        gen = (generators or {}).get(rid) or policy_generator(spec.path, cfg.sampling, cfg.device)
+        gen = (generators or {}).get(rid) or policy_generator(spec.path, cfg.sampling, device)
         gens = cached_generations(path, tweets, gen, cfg.sampling.n)
         if ref_scores is None:
             ref_scores = score_references(gens, scorers, encoder)

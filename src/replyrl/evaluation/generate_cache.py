@@ -98,22 +98,14 @@ Generator = Callable[[list[str]], list[list[str]]]
 
 
 def policy_generator(
-    model_path: str | None, sampling: SamplingConfig, device: str = "cpu"
+    model_path: str | None, sampling: SamplingConfig, device: str = "auto"
 ) -> Generator:
-    """A generator that loads the policy on first use (a full cache hit loads nothing)."""
-    state: dict = {}
+    """A generator that loads the policy on first use (a full cache hit loads nothing), sampling
+    with `sampling.backend` on `device` (see replyrl.generation.load_sampler)."""
+    from replyrl.generation import load_sampler
 
-    def gen(tweets: list[str]) -> list[list[str]]:
-        from replyrl.generation import generate_replies
-        from replyrl.models import load_policy
-
-        if "model" not in state:
-            state["model"], state["tok"] = load_policy(
-                model_path, device=device, merge_adapter=True
-            )  # merged: faster
-        return generate_replies(state["model"], state["tok"], tweets, sampling, progress=True)
-
-    return gen
+    sample = load_sampler(model_path, sampling, device)
+    return lambda tweets: sample(tweets, progress=True)
 
 
 def cached_generations(

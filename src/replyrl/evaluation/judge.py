@@ -85,10 +85,10 @@ def judge_prompt(tweet: str, a: str, b: str) -> str:
 class LocalBackend:
     """P(answer A) from a causal LM's next-token log-probabilities of "A" vs "B"."""
 
-    def __init__(self, model_path: str | None, batch_size: int = 8):
+    def __init__(self, model_path: str | None, batch_size: int = 8, device: str = "auto"):
         from replyrl.models import load_policy
 
-        self.model, self.tok = load_policy(model_path)
+        self.model, self.tok = load_policy(model_path, device=device)
         self.tok.padding_side = "left"
         self.batch_size = batch_size
         self.ids = {x: self._answer_ids(x) for x in "AB"}
@@ -115,7 +115,9 @@ class LocalBackend:
             starts = track(starts, description=f"Judging {len(prompts)} ordered pairs")
         for s in starts:
             texts = [self._text(p) for p in prompts[s : s + self.batch_size]]
-            enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                self.model.device
+            )
             with torch.no_grad():
                 logits = self.model(**enc).logits[:, -1, :].float()  # (B, vocab) next token
             logp = torch.log_softmax(logits, dim=-1)
@@ -218,9 +220,16 @@ class ApiBackend:
 class Judge:
     """Position-swapped pairwise judge with an on-disk cache of every ordered verdict."""
 
-    def __init__(self, cfg: JudgeConfig, cache_file: str | Path | None = None, backend=None):
+    def __init__(
+        self,
+        cfg: JudgeConfig,
+        cache_file: str | Path | None = None,
+        backend=None,
+        device: str = "auto",
+    ):
         self.cfg = cfg
         self.backend = backend
+        self.device = device
         self.cache_file = Path(cache_file) if cache_file else None
         self.cache: dict[str, float] = {}
         if self.cache_file and self.cache_file.exists():
@@ -230,7 +239,7 @@ class Judge:
     def _backend(self):
         if self.backend is None:
             self.backend = (
-                LocalBackend(self.cfg.model, self.cfg.batch_size)
+                LocalBackend(self.cfg.model, self.cfg.batch_size, self.device)
                 if self.cfg.backend == "local"
                 else ApiBackend(self.cfg)
             )

@@ -54,12 +54,15 @@ class RewardConfig:
             raise ValueError("composite reward: learned_weight + heuristic_weight must be > 0")
 
 
-def build_reward(cfg: RewardConfig | None = None, embeddings: Any = None) -> Any:
+def build_reward(
+    cfg: RewardConfig | None = None, embeddings: Any = None, device: str | None = None
+) -> Any:
     """The reward callable described by `cfg` (TRL reward signature; `.score(tweets, replies)` too).
 
     Args:
         cfg: the reward config (default: composite, heuristic alone when no model is given).
         embeddings: an EmbeddingCache to share (e.g. with evaluation metrics); default a new one.
+        device: where the encoders this builds run (None: `auto`, see replyrl.device).
     """
     from pathlib import Path
 
@@ -75,13 +78,15 @@ def build_reward(cfg: RewardConfig | None = None, embeddings: Any = None) -> Any
         )
     model = None
     if cfg.model and cfg.kind != "heuristic":
-        model = load_reward_model(cfg.model)
+        model = load_reward_model(cfg.model, device=device)
     enc_name = cfg.encoder if cfg.encoder else (model.encoder_name if model is not None else None)
     if embeddings is None:
-        embeddings = EmbeddingCache(encoder_name=enc_name, enabled=cfg.cache)
+        embeddings = EmbeddingCache(encoder_name=enc_name, enabled=cfg.cache, device=device)
     if model is not None:
         if (model.encoder_name or None) != (enc_name or None):
-            model.embeddings = EmbeddingCache(encoder_name=model.encoder_name, enabled=cfg.cache)
+            model.embeddings = EmbeddingCache(
+                encoder_name=model.encoder_name, enabled=cfg.cache, device=device
+            )
         else:
             model.embeddings = embeddings
     heuristic = HeuristicReward(cfg.heuristic, embeddings=embeddings)

@@ -208,8 +208,11 @@ class RewardModel:
         return folder
 
 
-def load_reward_model(folder: str | Path, embeddings: EmbeddingCache | None = None) -> RewardModel:
-    """Load a reward model folder written by `RewardModel.save` (JSON + safetensors only)."""
+def load_reward_model(
+    folder: str | Path, embeddings: EmbeddingCache | None = None, device: str | None = None
+) -> RewardModel:
+    """Load a reward model folder written by `RewardModel.save` (JSON + safetensors only); its
+    encoder runs on `device` unless `embeddings` is given (None: `auto`, see replyrl.device)."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
@@ -236,6 +239,8 @@ def load_reward_model(folder: str | Path, embeddings: EmbeddingCache | None = No
 
     if encoder == DEFAULT_ENCODER:
         encoder = None  # the packaged copy
+    if embeddings is None:
+        embeddings = EmbeddingCache(encoder_name=encoder, device=device)
     model = RewardModel(head, encoder=encoder, embeddings=embeddings, meta=config.get("meta", {}))
     for k in ("score_mean", "score_std"):
         v = model.meta.get(k)
