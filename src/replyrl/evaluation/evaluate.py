@@ -35,8 +35,15 @@ from replyrl.evaluation.generate_cache import (
     policy_generator,
 )
 from replyrl.evaluation.judge import Judge, JudgeConfig
-from replyrl.evaluation.scoring import Scorers, add_judge, score_references, score_run
+from replyrl.evaluation.scoring import (
+    Scorers,
+    add_judge,
+    add_scorer_judge,
+    score_references,
+    score_run,
+)
 from replyrl.evaluation.summary import build_summary
+from replyrl.evaluation.verdict import GainRatio, Hypothesis
 from replyrl.generation import SamplingConfig
 from replyrl.io import atomic_write_json, read_jsonl, write_jsonl
 
@@ -72,7 +79,8 @@ class EvalConfig:
     pass_quantile: float = 0.5
     """q for the quantile criteria."""
     baseline: str | None = None
-    """Model name the proxy–gold divergence alarm compares with (None: the first --model)."""
+    """The model every other is compared with (paired tests, divergence alarms); None: the first
+    --model."""
     bootstrap: int = 1000
     """Bootstrap resamples per confidence interval."""
     seed: int = 0
@@ -80,9 +88,16 @@ class EvalConfig:
     device: str = "auto"
     """Where the policies, the judge and the encoder run: auto (cuda → mps → cpu), cpu, cuda[:N], mps."""
     judge: JudgeConfig = field(default_factory=JudgeConfig)
-    """LLM-as-judge settings."""
+    """Judge settings (default: the strongest offline scorer; an LLM judge is an option)."""
     alarms: AlarmConfig = field(default_factory=AlarmConfig)
     """Reward-hacking alarm thresholds."""
+    hypotheses: list[Hypothesis] = field(default_factory=list)
+    """Pre-registered claims; the report opens with their verdicts (evaluation/verdict.py)."""
+    ratios: list[GainRatio] = field(default_factory=list)
+    """Ratios of gains to report (e.g. learned/oracle audience gain)."""
+    train_reply_length: float | None = None
+    """Mean length (chars) of the engaged human replies of the training split, the length-drift
+    alarm's reference (the pipeline sets it; None: the test tweets' replies)."""
 
     def __post_init__(self):
         if not self.ks or min(self.ks) < 1:
@@ -226,7 +241,8 @@ def evaluate(
     encoder = encoder or load_encoder(cfg.encoder, device)
     scorers = scorers or build_scorers(cfg, synthetic, encoder, device)
     judge = None
-    if cfg.judge.enabled:
+    judge_key = next(k for k, _ in scorers.items()[::-1])  # audience, else gold, else proxy
+    if cfg.judge.enabled and cfg.judge.backend != "scorer":
         tag = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{cfg.judge.backend}-{cfg.judge.model or 'default'}")
         judge = Judge(
             cfg.judge, out / "cache" / f"judge-{tag}.json", backend=judge_backend, device=device
@@ -253,6 +269,8 @@ def evaluate(
         )
         if judge is not None:
             add_judge(rows, judge, cfg.judge.replies_per_tweet, cfg.judge.max_tweets)
+        elif cfg.judge.enabled:
+            add_scorer_judge(rows, judge_key, cfg.judge.replies_per_tweet, cfg.judge.max_tweets)
         write_jsonl(out / "results" / f"{rid}.jsonl", rows)
         runs.append(
             {"id": rid, "name": spec.name, "path": spec.path, "seed": spec.seed, "cache": str(path)}
@@ -285,9 +303,19 @@ def evaluate(
             "quantile": cfg.pass_quantile,
         },
         "judge": None
-        if judge is None
-        else {"backend": cfg.judge.backend, "model": cfg.judge.model or "default policy"},
+        if not cfg.judge.enabled
+        else {
+            "backend": cfg.judge.backend,
+            "model": {
+                "audience": "the simulated audience (exact gold)",
+                "gold": scorers.gold_name,
+                "proxy": scorers.proxy_name,
+            }[judge_key]
+            if cfg.judge.backend == "scorer"
+            else cfg.judge.model or "default policy",
+        },
         "notes": notes,
+        "train_reply_length": cfg.train_reply_length,
         "config": dataclasses.asdict(cfg),
         "runs": runs,
     }
@@ -306,6 +334,8 @@ def _finish(out: Path, meta: dict, runs: list[dict], rows_by_run: dict, cfg: Eva
         n_boot=cfg.bootstrap,
         seed=cfg.seed,
         baseline=cfg.baseline,
+        hypotheses=cfg.hypotheses,
+        ratios=cfg.ratios,
     )
     # Strict JSON for other tools: NaN/inf (undefined tests, constant samples) become null.
     atomic_write_json(out / "summary.json", _strict_json(summary))

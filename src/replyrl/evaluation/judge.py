@@ -44,12 +44,13 @@ class JudgeError(RuntimeError):
 
 @dataclass
 class JudgeConfig:
-    """Which LLM judges candidate replies against the human reference."""
+    """Who judges candidate replies against the human reference."""
 
     enabled: bool = True
     """Run the judge at all."""
-    backend: Literal["local", "openai", "anthropic"] = "local"
-    """local HF causal LM (offline), or an HTTP API."""
+    backend: Literal["scorer", "local", "openai", "anthropic"] = "scorer"
+    """scorer (default): the strongest offline scorer — the simulated audience on synthetic data,
+    else the gold RM, else the proxy; local: an HF causal LM as LLM judge; or an HTTP API."""
     model: str | None = None
     """local: HF id/path (default: the packaged policy model); API: the model name (required)."""
     base_url: str | None = None
@@ -70,7 +71,7 @@ class JudgeConfig:
     def __post_init__(self):
         if self.replies_per_tweet < 1 or self.batch_size < 1 or self.retries < 0:
             raise ValueError("judge.replies_per_tweet and judge.batch_size must be >= 1")
-        if self.enabled and self.backend != "local" and not self.model:
+        if self.enabled and self.backend not in ("scorer", "local") and not self.model:
             raise ValueError(
                 f"judge.model is required for the {self.backend} backend "
                 "(e.g. --set judge.model=gpt-4o-mini)"
