@@ -316,11 +316,18 @@ def evaluate(
         },
         "notes": notes,
         "train_reply_length": cfg.train_reply_length,
+        "audience_version": _audience_version() if synthetic else None,
         "config": dataclasses.asdict(cfg),
         "runs": runs,
     }
     atomic_write_json(out / "runs.json", meta)
     return _finish(out, meta, runs, rows_by_run, cfg)
+
+
+def _audience_version() -> int:
+    from replyrl.data.synth import AUDIENCE_VERSION
+
+    return AUDIENCE_VERSION
 
 
 def _finish(out: Path, meta: dict, runs: list[dict], rows_by_run: dict, cfg: EvalConfig) -> dict:

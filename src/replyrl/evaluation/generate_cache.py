@@ -57,7 +57,27 @@ def group_tweets(records, max_tweets: int | None = None) -> list[EvalTweet]:
         )
     if not out:
         raise ValueError("the test data has no records; pass a non-empty --data file")
+    check_audience_version(records)
     return out[:max_tweets] if max_tweets else out
+
+
+def check_audience_version(records) -> None:
+    """Synthetic records must come from the audience that will score them (data/synth.py)."""
+    from replyrl.data.synth import AUDIENCE_VERSION
+
+    versions = {
+        int(r.extra.get("audience_version", 1))
+        for r in records
+        if r.extra.get("source") == "synthetic"
+    }
+    old = sorted(versions - {AUDIENCE_VERSION})
+    if old:
+        raise ValueError(
+            f"the synthetic test records were made by simulated-audience version(s) {old}, but "
+            f"this replyrl scores with version {AUDIENCE_VERSION} (echo-aware): regenerate the "
+            "sample (`replyrl data synth`, or rerun the pipeline's data stage) so old and new "
+            "audience scores are not mixed"
+        )
 
 
 def model_fingerprint(path: str | None) -> dict:

@@ -96,7 +96,8 @@ def blocks(summary: dict) -> list[Block]:
             (
                 "warn",
                 "SYNTHETIC DATA: these results come from the synthetic sample "
-                "(replyrl.data.synth), not from real users.",
+                "(replyrl.data.synth), not from real users; the 'audience' column is the "
+                f"simulated audience, version {summary.get('audience_version') or 1}.",
             )
         )
     b.extend(verdict_blocks(summary))

@@ -1,9 +1,15 @@
 """`RewardConfig` and `build_reward(cfg)`: the one way training, evaluation and serving get a reward.
 
     kind: heuristic   -> HeuristicReward (no training)
-    kind: learned     -> the reward model folder `model`, raw head score
+    kind: learned     -> the reward model folder `model`, z-scored by its training statistics
     kind: composite   -> learned_weight·z(learned) + heuristic_weight·z(heuristic) (composite.py);
                          with no `model` it falls back to the heuristic alone, and says so
+    kind: audience    -> the simulated audience itself (synthetic data only: the oracle)
+
+`length_guard` adds DAPO's soft overlong punishment (Yu et al. 2025, "DAPO", §3.4) to any of them:
+0 up to `max_chars − buffer_chars`, falling linearly to −1 at `max_chars`, −1 beyond, times
+`weight` (in the reward's units: 1.0 is one standard deviation of the learned and composite
+rewards, which are z-scored against the reward model's training replies).
 
 A config is a YAML file (`configs/reward/*.yaml`, loaded with `replyrl.config.load_config`) or the
 `reward:` section of a training config. Diversity is not a reward setting: λ and the mode live in the
@@ -17,17 +23,77 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from replyrl.rewards.heuristic import HeuristicConfig
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
+class LengthGuard:
+    """DAPO-style soft overlong punishment added to the reward (off when max_chars is 0)."""
+
+    max_chars: int = 0
+    """Replies longer than this get the full penalty (0 = no guard)."""
+    buffer_chars: int = 50
+    """The penalty ramps from 0 to full over the last `buffer_chars` before `max_chars`."""
+    weight: float = 1.0
+    """Size of the full penalty in the reward's units."""
+
+    def __post_init__(self) -> None:
+        for k in ("max_chars", "buffer_chars", "weight"):
+            v = getattr(self, k)
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"length_guard.{k} must be a finite number >= 0, got {v}")
+        if self.max_chars and not 0 < self.buffer_chars <= self.max_chars:
+            raise ValueError(
+                f"length_guard.buffer_chars must be in (0, max_chars={self.max_chars}], "
+                f"got {self.buffer_chars}"
+            )
+
+
+def overlong_penalty(n_chars, max_chars: int, buffer_chars: int) -> np.ndarray:
+    """0 for n ≤ max − buffer, (max − buffer − n) / buffer up to max, −1 beyond (DAPO eq. 13).
+
+    >>> overlong_penalty([100, 175, 200, 300], 200, 50).tolist()
+    [0.0, -0.5, -1.0, -1.0]
+    """
+    n = np.asarray(n_chars, dtype=np.float64)
+    start = max_chars - buffer_chars
+    return np.clip((start - n) / buffer_chars, -1.0, 0.0)
+
+
+class GuardedReward:
+    """A reward plus `weight · overlong_penalty(len(reply))`; the penalty is logged as `overlong`."""
+
+    def __init__(self, inner: Any, guard: LengthGuard):
+        self.inner, self.guard = inner, guard
+        self.__name__ = getattr(inner, "__name__", "reward")
+        self.embeddings = getattr(inner, "embeddings", None)
+        self.last_components: dict[str, np.ndarray] = {}
+
+    def score(self, tweets, replies) -> np.ndarray:
+        base = np.asarray(self.inner.score(tweets, replies), dtype=np.float64)
+        g = self.guard
+        penalty = overlong_penalty([len(r.strip()) for r in replies], g.max_chars, g.buffer_chars)
+        self.last_components = {**(getattr(self.inner, "last_components", None) or {})}
+        self.last_components[self.__name__] = base
+        self.last_components["overlong"] = penalty
+        return base + g.weight * penalty
+
+    def __call__(self, prompts=None, completions=(), **columns) -> list[float]:
+        from replyrl.rewards.base import call_scorer
+
+        return call_scorer(self, prompts, completions, columns)
+
+
+@dataclass
 class RewardConfig:
     """Which engagement reward to build and how to weigh its parts."""
 
-    kind: Literal["heuristic", "learned", "composite"] = "composite"
-    """heuristic | learned | composite."""
+    kind: Literal["heuristic", "learned", "composite", "audience"] = "composite"
+    """heuristic | learned | composite | audience (the simulated audience: synthetic data only)."""
     model: str | None = None
     """Reward model folder (from `replyrl reward train`); needed by `learned`, optional for `composite`."""
     learned_weight: float = 0.6
@@ -40,6 +106,8 @@ class RewardConfig:
     """Sentence encoder for the heuristic's relevance (None: the packaged all-MiniLM-L6-v2)."""
     cache: bool = True
     """Cache embeddings by text (each distinct text encoded once per run)."""
+    length_guard: LengthGuard = field(default_factory=LengthGuard)
+    """Optional soft overlong punishment (off by default)."""
 
     def __post_init__(self) -> None:
         for k in ("learned_weight", "heuristic_weight"):
@@ -93,8 +161,24 @@ def build_reward(
 
     if cfg.kind == "heuristic":
         reward: Any = heuristic
+    elif cfg.kind == "audience":
+        from replyrl.rewards.audience import AudienceReward
+
+        reward = AudienceReward(embeddings)
     elif cfg.kind == "learned":
-        reward = model
+        meta = model.meta
+        reward = CompositeReward(
+            [
+                Component(
+                    "learned",
+                    model,
+                    1.0,
+                    float(meta.get("score_mean", 0.0)),
+                    float(meta.get("score_std", 1.0)) or 1.0,
+                )
+            ],
+            embeddings=embeddings,
+        )
     elif model is None or cfg.learned_weight == 0:
         if cfg.kind == "composite" and model is None:
             log.warning("composite reward without a reward model: using the heuristic alone")
@@ -130,4 +214,6 @@ def build_reward(
         log.info("composite reward: %s", ", ".join(f"{p.name}={p.weight}" for p in parts))
         reward = CompositeReward(parts, embeddings=embeddings)
 
+    if cfg.length_guard.max_chars:
+        reward = GuardedReward(reward, cfg.length_guard)
     return reward
