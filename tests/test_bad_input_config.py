@@ -303,9 +303,12 @@ def test_out_of_range_values_are_refused(cls, override, needle):
 
 
 def test_vllm_needs_a_gpu():
-    with pytest.raises(ConfigError, match="use_vllm needs a GPU"):
-        load_config(TrainConfig, None, ["grpo.use_vllm=true"])
-    cfg = load_config(TrainConfig, None, ["grpo.use_vllm=true", "optim.use_cpu=false"])
+    with pytest.raises(ConfigError, match="use_vllm needs a CUDA GPU"):
+        load_config(TrainConfig, None, ["grpo.use_vllm=true", "device=cpu"])
+    with pytest.raises(ConfigError, match="use_vllm needs a CUDA GPU"):
+        load_config(TrainConfig, None, ["grpo.use_vllm=true", "optim.use_cpu=true"])
+    # device=auto resolves (and is checked) when the run starts, before any model loads
+    cfg = load_config(TrainConfig, None, ["grpo.use_vllm=true", "device=cuda"])
     assert cfg.grpo.use_vllm
 
 

@@ -65,7 +65,7 @@ def test_unknown_key_suggests(tmp_path):
         ("recipe=ppo", "unknown recipe 'ppo'"),
         ("optim.learning_rate=fast", "expected a number"),
         ("grpo.adaptive_kl.enabled=true", None),
-        ("optim.bf16=true", "needs a GPU"),
+        ("device=gpu", "unknown device 'gpu'"),
         ("data.quartiles=[5]", "quartiles"),
     ],
 )
@@ -96,3 +96,37 @@ def test_accelerate_configs_parse(name):
     if name.startswith("zero"):
         assert cfg.distributed_type == "DEEPSPEED"
         assert cfg.deepspeed_config["zero_stage"] == int(name[4])
+
+
+@pytest.mark.parametrize("name", ["ddp.yaml", "zero2.yaml", "zero3.yaml"])
+def test_accelerate_config_keys_are_ones_accelerate_launch_reads(name):
+    """They cannot run here (no GPU): check that `accelerate launch` knows every key, that
+    DeepSpeed's sub-keys map to its launch options, and that the precision matches the GPU
+    training profile's bf16 weights."""
+    import yaml
+    from accelerate.commands.launch import launch_command_parser
+
+    options = {o for a in launch_command_parser()._actions for o in a.option_strings}
+    data = yaml.safe_load((ROOT / "configs" / "accelerate" / name).read_text())
+    for key in data.get("deepspeed_config", {}):
+        assert f"--{key}" in options, f"{name}: deepspeed_config.{key} is not a launch option"
+    gpu = load_config(TrainConfig, ROOT / "configs/train/gpu-qwen3.yaml")
+    assert data["mixed_precision"] == "bf16" and gpu.model.dtype == "bfloat16"
+    assert data["use_cpu"] is False and gpu.device == "cuda"
+    assert data["distributed_type"] in ("MULTI_GPU", "DEEPSPEED")
+
+
+def test_the_two_gpu_profiles_agree():
+    """configs/train/gpu-qwen3.yaml and the pipeline's GPU profile train the same way."""
+    from dataclasses import asdict
+
+    from replyrl.pipeline import PipelineConfig, _train_config
+
+    path = ROOT / "configs/pipeline/gpu-qwen3.yaml"
+    pipe = load_config(PipelineConfig, path)
+    splits = {s: Path(f"{s}.jsonl") for s in ("sft", "rl", "gold", "test")}
+    via_pipeline = _train_config(pipe, path.parent, "hybrid", 0, splits, Path("p"), Path("r"))
+    direct = load_config(TrainConfig, ROOT / "configs/train/gpu-qwen3.yaml")
+    assert via_pipeline.device == direct.device == "cuda"
+    for section in ("model", "grpo", "optim", "objective"):
+        assert asdict(getattr(via_pipeline, section)) == asdict(getattr(direct, section)), section

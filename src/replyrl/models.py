@@ -229,17 +229,21 @@ def load_tokenizer(name_or_path: str | None = None, padding_side: str = "left"):
 
 def load_policy(
     name_or_path: str | None = None,
-    dtype: str = "float32",
-    device: str = "cpu",
+    dtype: str = "auto",
+    device: str = "auto",
     merge_adapter: bool = False,
 ):
-    """Load (model, tokenizer). `name_or_path` may be an adapter folder: its base is loaded and
-    the adapter applied (merged when `merge_adapter`)."""
+    """Load (model, tokenizer) on `device` (see replyrl.device; `auto`: cuda → mps → cpu) in
+    `dtype` (`auto`: bfloat16 where the device supports it, else float32). `name_or_path` may be
+    an adapter folder: its base is loaded and the adapter applied (merged when `merge_adapter`)."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    from replyrl.device import resolve_device, resolve_dtype
+
+    device = resolve_device(device)
+    torch_dtype = getattr(torch, resolve_dtype(dtype, device))
     path = resolve_policy(name_or_path)
-    torch_dtype = getattr(torch, dtype)
     try:
         if is_adapter_dir(path):
             check_adapter_dir(path)  # before the base model loads
@@ -287,9 +291,16 @@ def encoder_path(name: str | None = None) -> str:
     return name
 
 
+def load_encoder(name: str | None = None, device: str | None = None):
+    """The sentence encoder on `device` (None or `auto`: cuda → mps → cpu), cached per process
+    and device: it is shared by rewards, metrics and serving."""
+    from replyrl.device import resolve_device
+
+    return _load_encoder(name, resolve_device(device or "auto", where="encoder device"))
+
+
 @functools.lru_cache(maxsize=4)
-def load_encoder(name: str | None = None, device: str = "cpu"):
-    """The sentence encoder (cached per process: it is shared by rewards, metrics and serving)."""
+def _load_encoder(name: str | None, device: str):
     from sentence_transformers import SentenceTransformer
 
     path = encoder_path(name)

@@ -9,6 +9,7 @@ import typer
 from replyrl.cli.common import console, err_console, user_errors
 
 _MODEL_HELP = "Policy: HF id, checkpoint or adapter folder (default: packaged SmolLM2)."
+_DEVICE_HELP = "Where the model and encoder run: auto (cuda → mps → cpu), cpu, cuda, cuda:N, mps."
 _REWARD_HELP = "Reward model folder: rank by the composite reward (learned + heuristic). Default: heuristic alone."
 
 
@@ -24,6 +25,7 @@ def suggest(
         0.9, help="Encoder cosine above which replies are near-duplicates."
     ),
     max_new_tokens: int = typer.Option(48, help="Token budget per reply."),
+    device: str = typer.Option("auto", help=_DEVICE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Sample candidates in one batched call, drop near-duplicates, and print the best K, ranked."""
@@ -42,7 +44,9 @@ def suggest(
             from replyrl.serve.loading import load_suggester
 
             cfg = SuggestConfig(oversample=oversample, dedup_threshold=dedup_threshold)
-            suggester = load_suggester(model, reward, max_new_tokens=max_new_tokens, cfg=cfg)
+            suggester = load_suggester(
+                model, reward, max_new_tokens=max_new_tokens, cfg=cfg, device=device
+            )
             result = suggester.suggest(tweet, k=k, temperature=temperature, seed=seed)
         except SuggestError as e:
             err_console.print(f"[bold red]error:[/] {e}", highlight=False)
@@ -108,8 +112,14 @@ def serve(
     dedup_threshold: float = typer.Option(
         0.9, help="Encoder cosine above which replies are near-duplicates."
     ),
+    device: str = typer.Option("auto", help=_DEVICE_HELP),
 ) -> None:
     """Run the local web app: paste a tweet, pick a reply, and feed your picks into reward training."""
+    import importlib.util
+
+    if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("fastapi") is None:
+        err_console.print("[bold red]error:[/] replyrl serve needs: pip install 'replyrl[serve]'")
+        raise typer.Exit(2)
     import uvicorn
 
     from replyrl.serve.app import create_app
@@ -128,7 +138,9 @@ def serve(
 
         cfg = SuggestConfig(oversample=oversample, dedup_threshold=dedup_threshold)
         err_console.print("[dim]loading the model, encoder and reward (once)...[/]")
-        suggester = load_suggester(model, reward, max_new_tokens=max_new_tokens, cfg=cfg)
+        suggester = load_suggester(
+            model, reward, max_new_tokens=max_new_tokens, cfg=cfg, device=device
+        )
         app = create_app(suggester, FeedbackLog(feedback), queue_size=queue_size)
     err_console.print(
         f"[bold green]replyrl serve[/] on http://{host}:{port}  (feedback -> {feedback})"

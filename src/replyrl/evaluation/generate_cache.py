@@ -63,7 +63,27 @@ def group_tweets(records, max_tweets: int | None = None) -> list[EvalTweet]:
         )
     if not out:
         raise InputError("the test data has no records; pass a non-empty --data file")
+    check_audience_version(records)
     return out[:max_tweets] if max_tweets else out
+
+
+def check_audience_version(records) -> None:
+    """Synthetic records must come from the audience that will score them (data/synth.py)."""
+    from replyrl.data.synth import AUDIENCE_VERSION
+
+    versions = {
+        int(r.extra.get("audience_version", 1))
+        for r in records
+        if r.extra.get("source") == "synthetic"
+    }
+    old = sorted(versions - {AUDIENCE_VERSION})
+    if old:
+        raise InputError(
+            f"the synthetic test records were made by simulated-audience version(s) {old}, but "
+            f"this replyrl scores with version {AUDIENCE_VERSION} (echo-aware): regenerate the "
+            "sample (`replyrl data synth`, or rerun the pipeline's data stage) so old and new "
+            "audience scores are not mixed"
+        )
 
 
 def model_fingerprint(path: str | None) -> dict:
@@ -104,22 +124,14 @@ Generator = Callable[[list[str]], list[list[str]]]
 
 
 def policy_generator(
-    model_path: str | None, sampling: SamplingConfig, device: str = "cpu"
+    model_path: str | None, sampling: SamplingConfig, device: str = "auto"
 ) -> Generator:
-    """A generator that loads the policy on first use (a full cache hit loads nothing)."""
-    state: dict = {}
+    """A generator that loads the policy on first use (a full cache hit loads nothing), sampling
+    with `sampling.backend` on `device` (see replyrl.generation.load_sampler)."""
+    from replyrl.generation import load_sampler
 
-    def gen(tweets: list[str]) -> list[list[str]]:
-        from replyrl.generation import generate_replies
-        from replyrl.models import load_policy
-
-        if "model" not in state:
-            state["model"], state["tok"] = load_policy(
-                model_path, device=device, merge_adapter=True
-            )  # merged: faster
-        return generate_replies(state["model"], state["tok"], tweets, sampling, progress=True)
-
-    return gen
+    sample = load_sampler(model_path, sampling, device)
+    return lambda tweets: sample(tweets, progress=True)
 
 
 def cached_generations(

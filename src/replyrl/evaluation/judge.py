@@ -57,12 +57,13 @@ class JudgeError(UserError, RuntimeError):
 
 @dataclass
 class JudgeConfig:
-    """Which LLM judges candidate replies against the human reference."""
+    """Who judges candidate replies against the human reference."""
 
     enabled: bool = True
     """Run the judge at all."""
-    backend: Literal["local", "openai", "anthropic"] = "local"
-    """local HF causal LM (offline), or an HTTP API."""
+    backend: Literal["scorer", "local", "openai", "anthropic"] = "scorer"
+    """scorer (default): the strongest offline scorer — the simulated audience on synthetic data,
+    else the gold RM, else the proxy; local: an HF causal LM as LLM judge; or an HTTP API."""
     model: str | None = None
     """local: HF id/path (default: the packaged policy model); API: the model name (required)."""
     base_url: str | None = None
@@ -93,7 +94,7 @@ class JudgeConfig:
             )
         if self.base_url is not None:
             check_base_url(self.base_url)
-        if self.enabled and self.backend != "local" and not self.model:
+        if self.enabled and self.backend not in ("scorer", "local") and not self.model:
             raise ConfigError(
                 f"judge.model is required for the {self.backend} backend "
                 "(e.g. --set judge.model=gpt-4o-mini)"
@@ -179,10 +180,10 @@ def judge_prompt(tweet: str, a: str, b: str) -> str:
 class LocalBackend:
     """P(answer A) from a causal LM's next-token log-probabilities of "A" vs "B"."""
 
-    def __init__(self, model_path: str | None, batch_size: int = 8):
+    def __init__(self, model_path: str | None, batch_size: int = 8, device: str = "auto"):
         from replyrl.models import load_policy
 
-        self.model, self.tok = load_policy(model_path)
+        self.model, self.tok = load_policy(model_path, device=device)
         self.tok.padding_side = "left"
         self.batch_size = batch_size
         self.ids = {x: self._answer_ids(x) for x in "AB"}
@@ -209,7 +210,9 @@ class LocalBackend:
             starts = track(starts, description=f"Judging {len(prompts)} ordered pairs")
         for s in starts:
             texts = [self._text(p) for p in prompts[s : s + self.batch_size]]
-            enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                self.model.device
+            )
             with torch.no_grad():
                 logits = self.model(**enc).logits[:, -1, :].float()  # (B, vocab) next token
             logp = torch.log_softmax(logits, dim=-1)
@@ -365,9 +368,16 @@ def _read_verdicts(path: Path) -> dict[str, float]:
 class Judge:
     """Position-swapped pairwise judge with an on-disk cache of every ordered verdict."""
 
-    def __init__(self, cfg: JudgeConfig, cache_file: str | Path | None = None, backend=None):
+    def __init__(
+        self,
+        cfg: JudgeConfig,
+        cache_file: str | Path | None = None,
+        backend=None,
+        device: str = "auto",
+    ):
         self.cfg = cfg
         self.backend = backend
+        self.device = device
         self.cache_file = Path(cache_file) if cache_file else None
         self.cache: dict[str, float] = {}
         if self.cache_file and self.cache_file.exists():
@@ -377,7 +387,7 @@ class Judge:
     def _backend(self):
         if self.backend is None:
             self.backend = (
-                LocalBackend(self.cfg.model, self.cfg.batch_size)
+                LocalBackend(self.cfg.model, self.cfg.batch_size, self.device)
                 if self.cfg.backend == "local"
                 else ApiBackend(self.cfg)
             )

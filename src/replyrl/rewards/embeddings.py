@@ -38,6 +38,8 @@ class EmbeddingCache:
             cache's effect).
         max_items: evict the oldest entries beyond this many (bounded memory in long RL runs).
         batch_size: encoder batch size.
+        encoder_name: which encoder to load when `encoder` is None (None: the packaged one).
+        device: where a loaded encoder runs (None: `auto`, see replyrl.device).
     """
 
     def __init__(
@@ -47,9 +49,11 @@ class EmbeddingCache:
         max_items: int = 500_000,
         batch_size: int = 64,
         encoder_name: str | None = None,
+        device: str | None = None,
     ):
         self._encoder = encoder
         self.encoder_name = encoder_name
+        self.device = device
         self.enabled = enabled
         self.max_items = max_items
         self.batch_size = batch_size
@@ -62,7 +66,7 @@ class EmbeddingCache:
         if self._encoder is None:
             from replyrl.models import load_encoder
 
-            self._encoder = load_encoder(self.encoder_name)
+            self._encoder = load_encoder(self.encoder_name, self.device)
         return self._encoder
 
     @property

@@ -2,7 +2,7 @@
 
 | component | value | why |
 |---|---|---|
-| relevance | cosine(tweet, reply) under the sentence encoder, in [-1, 1] | on-topic replies |
+| relevance | cosine(tweet, reply) × (1 − echo penalty), in [-1, 1] | on-topic replies, not copies of the tweet (echo.py) |
 | length | 1 inside [50, 150] chars, Gaussian falloff outside (C¹ at the edges) | the Twitter optimum; a smooth score gives RL a gradient a step would not |
 | sentiment | 1 − |VADER(tweet) − VADER(reply)| / 2, in [0, 1] | tone that matches the post (VADER is tuned for social media: Hutto & Gilbert 2014) |
 | uniqueness | ½·unique-word ratio + ½·(1 − repeated-trigram share), in [0, 1] | penalizes the degenerate loops RL finds |
@@ -192,11 +192,15 @@ class HeuristicReward:
         out: dict[str, np.ndarray] = {}
         # Skip the expensive parts that carry zero weight (relevance needs the encoder).
         if ws["relevance"] > 0:
+            from replyrl.rewards.echo import echo_penalty, echo_scores
+
             et = self.embeddings.encode(tweets)
             er = self.embeddings.encode(replies)
-            out["relevance"] = cosine_rows(et, er)
+            out["echo"] = echo_penalty(echo_scores(tweets, replies))
+            out["relevance"] = cosine_rows(et, er) * (1.0 - out["echo"])
         else:
             out["relevance"] = np.zeros(n)
+            out["echo"] = np.zeros(n)
         out["length"] = length_score(
             [len(r.strip()) for r in replies],
             cfg.length_lo,

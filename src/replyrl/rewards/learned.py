@@ -209,8 +209,11 @@ class RewardModel:
         return folder
 
 
-def load_reward_model(folder: str | Path, embeddings: EmbeddingCache | None = None) -> RewardModel:
-    """Load a reward model folder written by `RewardModel.save` (JSON + safetensors only).
+def load_reward_model(
+    folder: str | Path, embeddings: EmbeddingCache | None = None, device: str | None = None
+) -> RewardModel:
+    """Load a reward model folder written by `RewardModel.save` (JSON + safetensors only); its
+    encoder runs on `device` unless `embeddings` is given (None: `auto`, see replyrl.device).
 
     Raises:
         ArtifactNotFoundError: the folder, or its config.json or head.safetensors, is missing.
@@ -269,6 +272,8 @@ def load_reward_model(folder: str | Path, embeddings: EmbeddingCache | None = No
     head.load_state_dict(state, strict=True)
     if encoder == DEFAULT_ENCODER:
         encoder = None  # the packaged copy
+    if embeddings is None:
+        embeddings = EmbeddingCache(encoder_name=encoder, device=device)
     return RewardModel(head, encoder=encoder, embeddings=embeddings, meta=meta)
 
 

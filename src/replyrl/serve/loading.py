@@ -42,19 +42,22 @@ def load_suggester(
     reward: str | Path | None = None,
     max_new_tokens: int = 48,
     cfg: SuggestConfig | None = None,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> Suggester:
-    """Load the policy (base model or adapter folder), the encoder and the reward once."""
+    """Load the policy (base model or adapter folder), the encoder and the reward once, all on
+    `device` (auto: cuda → mps → cpu)."""
     from transformers.utils import logging as hf_logging
 
+    from replyrl.device import resolve_device
     from replyrl.models import load_policy
     from replyrl.rewards.embeddings import EmbeddingCache
 
     cfg = cfg or SuggestConfig()  # validate before any model loads
+    device = resolve_device(device)
     hf_logging.disable_progress_bar()  # people read this output; weight-loading bars are noise here
     # One cache for dedup and the reward's relevance: each reply is encoded once (encoder loads lazily,
     # after a bad --reward folder has already been reported).
-    embeddings = EmbeddingCache(max_items=SERVE_CACHE_ITEMS)
+    embeddings = EmbeddingCache(max_items=SERVE_CACHE_ITEMS, device=device)
     ranker = build_ranker(reward, embeddings)
     # Load the encoder, VADER and the profanity model now, not inside the first person's request.
     ranker.score("warm-up", ["warming up the reward"])

@@ -26,6 +26,7 @@ from replyrl.training.objective import (
     objective_rewards,
     sft_nll_per_row,
 )
+from replyrl.training.rollout import FastRolloutMixin
 
 
 class ObjectiveReward:
@@ -62,7 +63,7 @@ class ObjectiveReward:
         return self.embeddings.encode(completion_texts(completions))
 
 
-class ObjectiveGRPOTrainer(GRPOTrainer):
+class ObjectiveGRPOTrainer(FastRolloutMixin, GRPOTrainer):
     """GRPO with the objective α·SFT + w·PG(R) + KL; weights from `ObjectiveConfig.resolved`."""
 
     def __init__(self, *args, weights: Weights, objective: ObjectiveConfig, **kwargs):

@@ -120,6 +120,36 @@ def _check_inside(run_dir: Path, root: Path) -> None:
         )
 
 
+def runtime(cfg: TrainConfig) -> tuple[str, str, bool]:
+    """(device, weight dtype, bf16 mixed precision) for `cfg` on this machine.
+
+    Raises DeviceError (a UserError) before any model loads when the config asks for what the
+    machine has not: a missing GPU, bf16 without bf16 support, vLLM without the vllm package.
+    """
+    from replyrl.device import DeviceError, resolve_device, resolve_dtype, supports_bf16
+
+    device = resolve_device(cfg.device)
+    if ":" in device:
+        raise DeviceError(
+            f"device={cfg.device}: training picks its GPU per process; use device=cuda and "
+            "CUDA_VISIBLE_DEVICES to choose (accelerate launch gives each process its own)"
+        )
+    dtype = resolve_dtype(cfg.model.dtype, device, where="model.dtype")
+    bf16 = cfg.optim.bf16 if cfg.optim.bf16 is not None else dtype == "bfloat16"
+    if bf16 and not supports_bf16(device):
+        raise DeviceError(
+            f"optim.bf16=true needs a CUDA GPU with bf16 support; device '{device}' has none: "
+            "set optim.bf16=false (or leave it unset)"
+        )
+    if cfg.grpo.use_vllm and cfg.recipe_spec.uses_objective:
+        from replyrl.generation import require_vllm
+
+        require_vllm("grpo.use_vllm=true")
+        if device != "cuda":
+            raise DeviceError(f"grpo.use_vllm=true needs a CUDA GPU; the device is '{device}'")
+    return device, dtype, bf16
+
+
 def validate_reward(cfg: TrainConfig):
     """The run's reward config, built now so a bad value fails before any model loads; None when
     the objective does not read an engagement reward (it then needs no `reward:` section)."""
@@ -151,13 +181,14 @@ def _lora(cfg: TrainConfig):
     )
 
 
-def _policy(cfg: TrainConfig):
+def _policy(cfg: TrainConfig, dtype_name: str = "float32"):
+    """(model, tokenizer) on the CPU in `dtype_name`; the trainer moves the model to its device."""
     import torch
     from transformers import AutoModelForCausalLM
 
     from replyrl.models import load_tokenizer, resolve_policy
 
-    dtype = getattr(torch, cfg.model.dtype)
+    dtype = getattr(torch, dtype_name)
     if cfg.model.init_adapter:
         from peft import PeftModel
 
@@ -173,7 +204,7 @@ def _policy(cfg: TrainConfig):
     return model, tok
 
 
-def _common_args(cfg: TrainConfig, out: Path) -> dict:
+def _common_args(cfg: TrainConfig, out: Path, device: str = "cpu", bf16: bool = False) -> dict:
     o = cfg.optim
     return dict(
         output_dir=str(out / "checkpoints"),
@@ -185,8 +216,8 @@ def _common_args(cfg: TrainConfig, out: Path) -> dict:
         logging_steps=o.logging_steps,
         save_steps=o.save_steps,
         save_total_limit=o.save_total_limit,
-        bf16=o.bf16,
-        use_cpu=o.use_cpu,
+        bf16=bf16,
+        use_cpu=device == "cpu",
         report_to=list(o.report_to),
         seed=cfg.seed,
         data_seed=cfg.seed,
@@ -202,10 +233,11 @@ def build_trainer(cfg: TrainConfig, out: Path):
 
     from replyrl.training import datasets as ds
 
+    device, dtype, bf16 = runtime(cfg)
     records = ds.load_phase_records(cfg.data, cfg.recipe_spec, cfg.seed)
     labels = ds.record_labels(records, cfg.data.label)
-    model, tok = _policy(cfg)
-    common = _common_args(cfg, out)
+    model, tok = _policy(cfg, dtype)
+    common = _common_args(cfg, out, device, bf16)
     trainer_kind = cfg.recipe_spec.trainer
     if trainer_kind == "sft":
         from trl import SFTConfig, SFTTrainer
@@ -235,27 +267,34 @@ def build_trainer(cfg: TrainConfig, out: Path):
             peft_config=_lora(cfg),
         )
     else:
-        trainer = _grpo_trainer(cfg, out, model, tok, ds.rl_rows(records, labels, cfg.data), common)
+        rows = ds.rl_rows(records, labels, cfg.data)
+        trainer = _grpo_trainer(cfg, out, model, tok, rows, common, device)
     trainer.replyrl_sample_tweets = sorted({r.tweet for r in records})[:2]
     return trainer
 
 
-def objective_reward(cfg: TrainConfig):
-    """The run's ObjectiveReward. The diversity term shares the engagement reward's embedding cache
-    when both use the default encoder, so each completion is encoded once per step."""
+def objective_reward(cfg: TrainConfig, device: str | None = None):
+    """The run's ObjectiveReward, its encoders on `device` (None: auto). The diversity term shares
+    the engagement reward's embedding cache when both use the default encoder, so each completion
+    is encoded once per step."""
     from replyrl.models import DEFAULT_ENCODER
     from replyrl.rewards.build import build_reward
+    from replyrl.rewards.embeddings import EmbeddingCache
     from replyrl.training.grpo import ObjectiveReward
 
     reward_cfg = validate_reward(cfg)
-    engagement = build_reward(reward_cfg) if reward_cfg is not None else None
+    engagement = build_reward(reward_cfg, device=device) if reward_cfg is not None else None
     shared = getattr(engagement, "embeddings", None)
     if shared is not None and (shared.encoder_name or DEFAULT_ENCODER) != DEFAULT_ENCODER:
         shared = None  # another encoder: the diversity term keeps the default one
+    if shared is None:
+        shared = EmbeddingCache(device=device)
     return ObjectiveReward(engagement, cfg.weights(), embeddings=shared)
 
 
-def _grpo_trainer(cfg: TrainConfig, out: Path, model, tok, rows: list[dict], common: dict):
+def _grpo_trainer(
+    cfg: TrainConfig, out: Path, model, tok, rows: list[dict], common: dict, device: str = "cpu"
+):
     from datasets import Dataset
     from trl import GRPOConfig
 
@@ -263,7 +302,7 @@ def _grpo_trainer(cfg: TrainConfig, out: Path, model, tok, rows: list[dict], com
     from replyrl.training.grpo import ObjectiveGRPOTrainer
 
     g = cfg.grpo
-    reward = objective_reward(cfg)
+    reward = objective_reward(cfg, device)
     args = GRPOConfig(
         **common,
         per_device_train_batch_size=g.prompts_per_step * g.num_generations,
@@ -299,6 +338,7 @@ def _grpo_trainer(cfg: TrainConfig, out: Path, model, tok, rows: list[dict], com
         callbacks=callbacks,
         weights=cfg.weights(),
         objective=cfg.objective,
+        rollout_backend=g.rollout_backend,
     )
     for cb in callbacks:
         cb.trainer = trainer
@@ -319,6 +359,7 @@ def train(
     )
 
     validate_reward(cfg)
+    runtime(cfg)  # a missing GPU, bf16 or vLLM fails here, before anything is written
     out = run_dir_of(cfg)
     ckpt = latest_checkpoint(out / "checkpoints") if resume else None
     if ckpt:
