@@ -117,7 +117,10 @@ def _check_tree(data: Any, where: str) -> None:
 
     def visit(x: Any, path: str) -> None:
         if isinstance(x, float) and not math.isfinite(x):
-            raise ConfigError(f"{where}: {path or 'value'} is {x!r}: NaN/inf is never valid")
+            raise ConfigError(
+                f"{where}: {path or 'the value'} must be a finite number, got {x!r} (NaN/inf is "
+                "never valid)"
+            )
         if not isinstance(x, (dict, list)) or id(x) in done:
             return
         if id(x) in on_path or len(on_path) >= MAX_DEPTH:
@@ -253,7 +256,9 @@ def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{where}: {value!r} is not a finite number (NaN/inf is never valid)")
+        raise ConfigError(
+            f"{where} must be a finite number, got {value!r} (NaN/inf is never valid)"
+        )
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)

@@ -321,10 +321,6 @@ class TrainConfig:
                     "(deprecated) and set device"
                 )
             self.device = "cpu"
-        if self.grpo.use_vllm and self.device == "cpu":  # device=auto is checked when it resolves
-            raise ConfigError(
-                "grpo.use_vllm needs a CUDA GPU: set device=cuda (or grpo.use_vllm=false on CPU)"
-            )
 
     def weights(self):
         """The run's resolved objective weights (α, β, λ, mode)."""
