@@ -96,6 +96,8 @@ class EvalConfig:
     """Pre-registered claims; the report opens with their verdicts (evaluation/verdict.py)."""
     ratios: list[GainRatio] = field(default_factory=list)
     """Ratios of gains to report (e.g. learned/oracle audience gain)."""
+    checkpoint_curves: str | None = None
+    """JSON of checkpoint evaluations (evaluation/checkpoints.py) to plot in the report."""
     train_reply_length: float | None = None
     """Mean length (chars) of the engaged human replies of the training split, the length-drift
     alarm's reference (the pipeline sets it; None: the test tweets' replies)."""
@@ -345,6 +347,8 @@ def _finish(out: Path, meta: dict, runs: list[dict], rows_by_run: dict, cfg: Eva
         hypotheses=cfg.hypotheses,
         ratios=cfg.ratios,
     )
+    if cfg.checkpoint_curves and Path(cfg.checkpoint_curves).exists():
+        summary["checkpoints"] = read_json(Path(cfg.checkpoint_curves), "checkpoint curves")
     # Strict JSON for other tools: NaN/inf (undefined tests, constant samples) become null.
     atomic_write_json(out / "summary.json", _strict_json(summary))
     write_report(out, summary, rows_by_run)

@@ -205,6 +205,34 @@ def blocks(summary: dict) -> list[Block]:
     b.append(
         (
             "img",
+            "Over-optimisation along training: proxy, gold and audience of each checkpoint "
+            "against KL and step (Gao et al. 2023)",
+            plots.checkpoint_curves_plot(summary),
+            "no checkpoint evaluation (pipeline `checkpoint_eval`, or `replyrl checkpoints`)",
+        )
+    )
+    for run, seeds in (summary.get("checkpoints") or {}).items():
+        for seed, pts in seeds.items():
+            keys = [k for k in ("proxy", "gold", "audience", "length") if k in pts[0]]
+            b.append(
+                (
+                    "table",
+                    ["run", "seed", "step", "KL", *keys],
+                    [
+                        [
+                            run,
+                            str(seed),
+                            str(p["step"]),
+                            _fmt(p["kl"], 4),
+                            *(_fmt(p[k]) for k in keys),
+                        ]
+                        for p in sorted(pts, key=lambda p: p["step"])
+                    ],
+                )
+            )
+    b.append(
+        (
+            "img",
             "Training reward and KL curves",
             plots.training_curves_plot(summary),
             "no training logs found beside the evaluated adapters",

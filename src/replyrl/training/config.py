@@ -229,7 +229,7 @@ class OptimConfig:
     save_steps: int = 10
     """Checkpoint every N steps (resume restarts from the last one)."""
     save_total_limit: int = 2
-    """Checkpoints kept."""
+    """Checkpoints kept (0 = all, e.g. to evaluate them along the run)."""
     sample_every: int = 10
     """Write the latest rollouts (or SFT samples) to samples.jsonl every N steps (0 = off)."""
     bf16: bool | None = None

@@ -215,7 +215,7 @@ def _common_args(cfg: TrainConfig, out: Path, device: str = "cpu", bf16: bool = 
         max_grad_norm=o.max_grad_norm,
         logging_steps=o.logging_steps,
         save_steps=o.save_steps,
-        save_total_limit=o.save_total_limit,
+        save_total_limit=o.save_total_limit or None,  # 0: keep every checkpoint
         bf16=bf16,
         use_cpu=device == "cpu",
         report_to=list(o.report_to),
@@ -235,6 +235,11 @@ def build_trainer(cfg: TrainConfig, out: Path):
 
     device, dtype, bf16 = runtime(cfg)
     records = ds.load_phase_records(cfg.data, cfg.recipe_spec, cfg.seed)
+    if cfg.recipe_spec.uses_objective and cfg.weights().needs_engagement:
+        if cfg.reward.get("kind") == "audience":
+            from replyrl.rewards.audience import check_oracle_data
+
+            check_oracle_data(records, f"training data {cfg.data.path or '(synthetic sample)'}")
     labels = ds.record_labels(records, cfg.data.label)
     model, tok = _policy(cfg, dtype)
     common = _common_args(cfg, out, device, bf16)
