@@ -597,12 +597,19 @@ def _stage_reward(rcfg, records_file: Path, out: Path, val_file: Path) -> None:
     atomic_write_json(out / "train_summary.json", summary)
     val, _ = held_out(load_records(val_file).records, out)
     report = validate_reward_model(model, val, out_dir=out / "validation")
-    rows = report["rows"]
-    console.print(
-        f"held-out pairwise accuracy: reward model {rows['reward model']['pairwise_accuracy']:.3f}, "
-        f"reply length {rows['reply length']['pairwise_accuracy']:.3f} "
-        f"(margin {100 * report['margin_over_length']:+.1f} points)"
+    rm, length = report["rows"]["reward model"], report["rows"]["reply length"]
+    line = (
+        f"held-out pairwise accuracy: reward model {rm['pairwise_accuracy']:.3f}, reply length "
+        f"{length['pairwise_accuracy']:.3f} (margin {100 * report['margin_over_length']:+.1f} "
+        f"points); length-matched pairs ({report['n_length_matched_pairs']}): "
+        f"{rm['length_matched_accuracy']:.3f}; Spearman given length {rm['spearman_given_length']:.3f}"
     )
+    if report["n_audience_pairs"]:
+        line += (
+            f"; agreement with the audience {rm['audience_accuracy']:.3f}, length-matched "
+            f"{rm['audience_length_matched_accuracy']:.3f}"
+        )
+    console.print(line)
     for w in report["warnings"]:
         console.print(f"[yellow]warning: {w}")
 
