@@ -366,6 +366,8 @@ class _Plan:
     """(run name, seed) -> TrainConfig."""
     deps: dict[tuple[str, int], list[str]]
     """(run name, seed) -> stages it reads."""
+    rewards: dict[str, object]
+    """proxy / gold -> RewardTrainConfig."""
     eval_cfg: object
 
 
@@ -382,6 +384,17 @@ def plan(cfg: PipelineConfig, config_path: Path) -> _Plan:
     split_files = {
         s: root / "data" / "splits" / f"{s}.jsonl" for s in ("sft", "rl", "gold", "test")
     }
+    from replyrl.rewards.train import RewardTrainConfig
+
+    rewards = {}
+    for kind, yaml_path, overrides, splits in (
+        ("proxy", cfg.reward.proxy_config, cfg.reward.proxy_set, ["sft", "rl"]),
+        ("gold", cfg.reward.gold_config, cfg.reward.gold_set, ["gold"]),
+    ):
+        sets = [*overrides, f"train_splits={json.dumps(splits)}"]
+        rewards[kind] = load_config(
+            RewardTrainConfig, _resolve(base, yaml_path), sets, data={"split": asdict(cfg.split)}
+        )
     train, deps = {}, {}
     sft = cfg.sft_run()
     for run in cfg.all_runs():
@@ -428,16 +441,14 @@ def plan(cfg: PipelineConfig, config_path: Path) -> _Plan:
             load_records(cfg.data, skip_invalid=cfg.skip_invalid).records,
             f"runs {uses_audience} with data {cfg.data}",
         )
-    return _Plan(root, split_files, train, deps, eval_cfg)
+    return _Plan(root, split_files, train, deps, rewards, eval_cfg)
 
 
 def run_pipeline(cfg: PipelineConfig, config_path: Path, force: list[str] | None = None) -> dict:
     """Run (or resume) the pipeline; returns {"report": path, "summary": summary, "ran": [stages]}."""
-    from replyrl.config import load_config
     from replyrl.training.run import run_dir_of
 
     p = plan(cfg, config_path)
-    base = config_path.resolve().parent
     root = p.root
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(root / "pipeline_config.json", json.dumps(asdict(cfg), indent=2))
@@ -463,24 +474,15 @@ def run_pipeline(cfg: PipelineConfig, config_path: Path, force: list[str] | None
     )
 
     # 3. reward models: proxy on sft+rl tweets, gold on the gold tweets only; both validated.
-    def reward_stage(kind: str, yaml_path: str, overrides: list[str], train_splits: list[str]):
-        from replyrl.rewards.train import RewardTrainConfig
-
-        sets = [*overrides, f"train_splits={json.dumps(train_splits)}"]
-        rcfg = load_config(
-            RewardTrainConfig, _resolve(base, yaml_path), sets, data={"split": asdict(cfg.split)}
-        )
+    for kind, rcfg in p.rewards.items():
         out = rm_dir / kind
         stages.run(
             f"reward_{kind}",
             {"cfg": asdict(rcfg)},
             [out / "config.json", out / "head.safetensors"],
-            lambda: _stage_reward(rcfg, records_file, out, p.split_files["test"]),
+            lambda r=rcfg, o=out: _stage_reward(r, records_file, o, p.split_files["test"]),
             deps=["split"],
         )
-
-    reward_stage("proxy", cfg.reward.proxy_config, cfg.reward.proxy_set, ["sft", "rl"])
-    reward_stage("gold", cfg.reward.gold_config, cfg.reward.gold_set, ["gold"])
 
     # 4. runs × seeds (SFT first: other runs may start from its adapter).
     tasks = []
