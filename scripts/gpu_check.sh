@@ -9,7 +9,7 @@
 #   1. the CUDA tests (pytest -m cuda: models on the GPU in bf16, sampler guarantees, GRPO steps)
 #   2. benchmarks/bench_generate.py on cuda: the own loop vs transformers generate() (ratio)
 #   3. benchmarks/bench_grpo_step.py on cuda: our trainer and fast rollouts vs plain TRL (ratios)
-#   4. a reduced GPU evidence pipeline (synthetic data, 1 seed, sft/grpo/hybrid, few steps)
+#   4. a reduced GPU evidence pipeline (evidence-gpu.yaml: synthetic data, 1 seed, few steps)
 # Writes OUTDIR/summary.md (the lines that matter from each part) and OUTDIR/*.log (everything).
 set -uo pipefail
 OUTDIR=${1:-${OUT:-output/gpu_check}}
@@ -65,14 +65,12 @@ part bench_grpo_step 130 $PY benchmarks/bench_grpo_step.py --device cuda --round
   --k 8 --prompts 8 --tokens 48 --threads 4
 { echo '```'; grep -E "^(variant|trl|grpo|hybrid|fast) |/trl =|peak RSS" "$OUTDIR/bench_grpo_step.log"; echo '```'; } | tee -a "$SUMMARY"
 
-# 4. reduced evidence pipeline.
-# TODO(lead): point at configs/pipeline/evidence-gpu.yaml once it is on main; until then the GPU
-# profile with the default SmolLM2 (the machine is offline: no Qwen3 download) and no vLLM.
-part pipeline 190 $PY -m replyrl pipeline -c configs/pipeline/gpu-qwen3.yaml --out "$OUTDIR/runs" \
-  --set name=evidence-gpu-reduced --set 'seeds=[0]' --set 'recipes=[sft,grpo,hybrid]' \
-  --set 'train_set=[device=cuda, grpo.num_generations=8, grpo.prompts_per_step=8, grpo.max_completion_length=48, optim.save_steps=50, optim.sample_every=0]' \
-  --set 'recipe_set={sft: [optim.max_steps=20, optim.batch_size=16], grpo: [optim.max_steps=12], hybrid: [optim.max_steps=12]}' \
-  --set 'eval_set=[device=cuda, sampling.n=8, sampling.max_new_tokens=48, "ks=[1,4,8]", max_tweets=32, judge.max_tweets=8, bootstrap=500]'
+# 4. reduced evidence pipeline: configs/pipeline/evidence-gpu.yaml (the ladder: oracle -> learned
+# -> hybrid) cut to one seed and fewer steps so that it fits the budget of this script.
+part pipeline 190 $PY -m replyrl pipeline -c configs/pipeline/evidence-gpu.yaml --out "$OUTDIR/runs" \
+  --set name=evidence-gpu-reduced --set 'seeds=[0]' \
+  --set 'recipe_set={sft: [optim.max_steps=30, optim.batch_size=16], grpo: [optim.max_steps=12], hybrid: [optim.max_steps=12]}' \
+  --set 'eval_set=[device=cuda, sampling.n=8, sampling.max_new_tokens=48, "ks=[1,4,8]", max_tweets=32, bootstrap=500]'
 { echo '```'; grep -E "Wall time|Ran:|seconds" "$OUTDIR/pipeline.log" | tail -n 4
   for f in "$OUTDIR"/runs/evidence-gpu-reduced/stages/*.json; do
     [ -f "$f" ] && echo "$(basename "$f" .json): $($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['seconds'], 's')" "$f")"

@@ -116,11 +116,7 @@ RM_CORRUPTIONS = {
         lambda d: _edit_config(d, lambda c: c["head"].update(hidden=5)),
         "shape",
     ),
-    "config adds features": (
-        lambda d: _edit_config(d, lambda c: c["head"].update(extra_features=["length", "style"])),
-        "head.safetensors",
-    ),
-    "missing tensor": (lambda d: _edit_tensors(d, lambda s: s.pop("skip.weight")), "skip.weight"),
+    "missing tensor": (lambda d: _edit_tensors(d, lambda s: s.pop(sorted(s)[0])), "lacks"),
     "extra tensor": (
         lambda d: _edit_tensors(d, lambda s: s.update(extra=torch.zeros(2))),
         "extra",

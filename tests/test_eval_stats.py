@@ -199,3 +199,12 @@ def test_summarize_one_seed_and_several():
     assert s.seed_mean == pytest.approx(3.0) and s.seed_std == pytest.approx(1.0)
     half = st.t.ppf(0.975, 2) * 1.0 / np.sqrt(3)  # t-interval over the seed means
     assert (s.ci_low, s.ci_high) == pytest.approx((3.0 - half, 3.0 + half))
+
+
+def test_summary_refuses_runs_scored_on_different_tweets():
+    from replyrl.evaluation.summary import check_same_tweets
+
+    runs = [{"id": "a", "name": "sft", "seed": 0}, {"id": "b", "name": "grpo", "seed": 0}]
+    rows = {"a": [{"tweet_id": "t1"}, {"tweet_id": "t2"}], "b": [{"tweet_id": "t1"}]}
+    with pytest.raises(ValueError, match="scored on different tweet sets"):
+        check_same_tweets(runs, rows)

@@ -71,3 +71,14 @@ def test_bad_pipeline_configs_fail_before_any_stage(tmp_path, override, match):
         cfg = load_config(PipelineConfig, path, [f"out={tmp_path}", override])
         plan(cfg, path)
     assert not (tmp_path / "cpu-demo").exists()
+
+
+def test_a_typo_in_a_reward_override_fails_before_any_stage(tmp_path):
+    path = ROOT / "configs/pipeline/cpu-demo.yaml"
+    with pytest.raises(ConfigError, match="did you mean 'pair_ratio'"):
+        plan(
+            load_config(
+                PipelineConfig, path, [f"out={tmp_path}", "reward.proxy_set=[pair_rati=3]"]
+            ),
+            path,
+        )

@@ -93,3 +93,50 @@ def test_only_an_interrupted_attempt_with_the_same_inputs_is_resumable(tmp_path)
     st = Stages(tmp_path, ["train"], code="v2")
     st.run("train", {"cfg": 1}, [tmp_path / "t.txt"], finish)  # other code: start over
     assert seen == [False, True, False]
+
+
+def test_parallel_training_respects_dependencies(tmp_path, monkeypatch):
+    """workers > 1: each training stage runs as its own `replyrl train` process, an RL stage only
+    after the SFT stage of its seed; a rerun skips them all."""
+    import subprocess
+    import threading
+
+    from replyrl.config import load_config
+    from replyrl.pipeline import _train_parallel
+    from replyrl.training.config import TrainConfig
+
+    started, lock = [], threading.Lock()
+
+    def fake_run(cmd, stdout=None, stderr=None):
+        cfg = load_config(TrainConfig, cmd[cmd.index("-c") + 1])
+        adapter = tmp_path / cfg.name / "adapter"
+        adapter.mkdir(parents=True, exist_ok=True)
+        for f in ("adapter_config.json", "adapter_model.safetensors"):
+            (adapter / f).write_text(cfg.name)
+        with lock:
+            started.append((cfg.name, "--overwrite" in cmd))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+
+    def task(name, deps):
+        cfg = load_config(
+            TrainConfig, None, [f"name={name}", "recipe=sft", f"output_dir={tmp_path}"]
+        )
+        out = tmp_path / name / "adapter"
+        return (
+            f"train_{name}",
+            cfg,
+            [out / "adapter_config.json", out / "adapter_model.safetensors"],
+            deps,
+        )
+
+    tasks = [task("sft", []), task("grpo", ["train_sft"]), task("hybrid", ["train_sft"])]
+    st = Stages(tmp_path, [], code="v1")
+    _train_parallel(tasks, st, 2, tmp_path)
+    assert started[0] == ("sft", True) and {n for n, _ in started[1:]} == {"grpo", "hybrid"}
+    assert sorted(st.ran) == ["train_grpo", "train_hybrid", "train_sft"]
+    st = Stages(tmp_path, [], code="v1")
+    started.clear()
+    _train_parallel(tasks, st, 2, tmp_path)
+    assert started == [] and st.ran == []

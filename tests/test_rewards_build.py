@@ -79,3 +79,32 @@ def test_heuristic_relevance_does_not_pay_for_an_echo(encoder):
     assert echo.tolist() == pytest.approx([1.0, 0.0])
     assert rel[0] == pytest.approx(0.0) and rel[1] > 0.3
     assert np.isfinite(rel).all()
+
+
+def test_debiased_rm_folder_missing_its_length_head_is_one_clear_error(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from replyrl.rewards.learned import HeadConfig, RewardHead, RewardModel, load_reward_model
+
+    RewardModel(RewardHead(HeadConfig(kind="odin", hidden=8))).save(tmp_path / "rm")
+    head = tmp_path / "rm" / "head.safetensors"
+    state = load_file(str(head))
+    del state["length_values"]
+    save_file(state, str(head))
+    with pytest.raises(ValueError, match=r"lacks length_values \(the length head\).*'odin' head"):
+        load_reward_model(tmp_path / "rm")
+
+
+def test_the_old_diversity_route_is_refused_before_any_model_loads():
+    from replyrl.training.config import TrainConfig
+    from replyrl.training.run import validate_reward
+
+    cfg = from_dict(
+        TrainConfig,
+        {
+            "recipe": "hybrid",
+            "reward": {"kind": "heuristic", "diversity": {"mode": "additive", "lam": 0.2}},
+        },
+    )
+    with pytest.raises(ConfigError, match="reward.diversity is no longer a reward setting"):
+        validate_reward(cfg)

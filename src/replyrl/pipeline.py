@@ -41,7 +41,7 @@ REWARD_KINDS = ("learned", "composite", "heuristic", "audience")
 class RewardStage:
     """The proxy and gold reward models, and the reward RL runs optimise."""
 
-    proxy_config: str = "../reward/preference.yaml"
+    proxy_config: str = "../reward/debiased.yaml"
     """Reward-training YAML of the proxy RM (trained on the sft + rl tweets); relative to this file."""
     gold_config: str = "../reward/preference.yaml"
     """Reward-training YAML of the gold RM (trained on the held-out gold tweets only)."""
@@ -148,6 +148,9 @@ class PipelineConfig:
     """Gain ratios to report (e.g. learned/oracle audience gain)."""
     checkpoint_eval: CheckpointEval = field(default_factory=CheckpointEval)
     """How checkpoints of runs with `checkpoints: true` are evaluated."""
+    workers: int = 1
+    """Training stages run at once (each in its own process) once their dependencies are done;
+    > 1 pays on a GPU, which one small-model run leaves mostly idle. 1 on a laptop CPU."""
 
     def __post_init__(self):
         bad = [r for r in self.recipes if r not in RECIPES]
@@ -160,6 +163,8 @@ class PipelineConfig:
             raise ValueError("seeds must name at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {self.seeds}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.synth_tweets < 8:
             raise ValueError(f"synth_tweets must be >= 8, got {self.synth_tweets}")
         if not self.name or "/" in self.name or self.name in (".", ".."):
@@ -271,52 +276,71 @@ class Stages:
             console.print(f"[yellow]stage record {rec} is unreadable ({e}): rerunning {name}")
             return None
 
-    def run(self, name: str, inputs: dict, outputs: list[Path], fn, deps: list[str] = ()) -> str:
-        """Run `fn()` unless its record matches `inputs`, the upstream `deps`' output content and
-        the code, and its outputs are unchanged; returns the content hash of its outputs."""
+    def check(self, name: str, inputs: dict, outputs: list[Path], deps: list[str] = ()) -> dict:
+        """The stage's input hash, and whether its record and outputs are still current."""
         missing = [d for d in deps if d not in self.outputs]
         if missing:
             raise RuntimeError(f"stage {name} depends on {missing}, which have not run")
-        payload = {
-            "inputs": inputs,
-            "upstream": {d: self.outputs[d] for d in deps},
-            "code": self.code,
-        }
+        upstream = {d: self.outputs[d] for d in deps}
+        payload = {"inputs": inputs, "upstream": upstream, "code": self.code}
         digest = hashlib.sha256(
             json.dumps(payload, sort_keys=True, default=str).encode()
         ).hexdigest()
         rec = self._record(name)
-        if (
-            name not in self.force
-            and rec
-            and rec["hash"] == digest
-            and all(p.exists() for p in outputs)
-        ):
-            current = self._output_hash(outputs)
-            if rec.get("output_hash") == current:
-                console.print(f"[dim]✓ {name}: up to date, skipped[/]")
-                self.outputs[name] = current
-                return current
-        console.rule(f"[bold]{name}")
-        t0 = time.time()
-        attempt = self.dir / f"{name}.attempt"
-        self.resumable = attempt.exists() and attempt.read_text().strip() == digest
-        atomic_write_text(attempt, digest)
-        fn()
-        out_hash = self._output_hash(outputs)
+        current = None
+        if name not in self.force and rec and rec["hash"] == digest:
+            if all(p.exists() for p in outputs) and rec.get("output_hash") == self._output_hash(
+                outputs
+            ):
+                current = rec["output_hash"]
+        return {
+            "name": name,
+            "digest": digest,
+            "upstream": upstream,
+            "outputs": outputs,
+            "current": current,
+        }
+
+    def skip(self, state: dict) -> str:
+        console.print(f"[dim]✓ {state['name']}: up to date, skipped[/]")
+        self.outputs[state["name"]] = state["current"]
+        return state["current"]
+
+    def begin(self, state: dict) -> bool:
+        """Mark the attempt; True when an earlier attempt with the same input hash was
+        interrupted (what it left behind, e.g. checkpoints, may be resumed)."""
+        attempt = self.dir / f"{state['name']}.attempt"
+        resumable = attempt.exists() and attempt.read_text().strip() == state["digest"]
+        atomic_write_text(attempt, state["digest"])
+        state["t0"] = time.time()
+        return resumable
+
+    def finish(self, state: dict) -> str:
+        out_hash = self._output_hash(state["outputs"])
         atomic_write_json(
-            self.dir / f"{name}.json",
+            self.dir / f"{state['name']}.json",
             {
-                "hash": digest,
+                "hash": state["digest"],
                 "output_hash": out_hash,
-                "seconds": round(time.time() - t0, 1),
-                "outputs": [str(p) for p in outputs],
-                "upstream": payload["upstream"],
+                "seconds": round(time.time() - state["t0"], 1),
+                "outputs": [str(p) for p in state["outputs"]],
+                "upstream": state["upstream"],
             },
         )
-        self.outputs[name] = out_hash
-        self.ran.append(name)
+        self.outputs[state["name"]] = out_hash
+        self.ran.append(state["name"])
         return out_hash
+
+    def run(self, name: str, inputs: dict, outputs: list[Path], fn, deps: list[str] = ()) -> str:
+        """Run `fn()` unless its record matches `inputs`, the upstream `deps`' output content and
+        the code, and its outputs are unchanged; returns the content hash of its outputs."""
+        state = self.check(name, inputs, outputs, deps)
+        if state["current"] is not None:
+            return self.skip(state)
+        console.rule(f"[bold]{name}")
+        self.resumable = self.begin(state)
+        fn()
+        return self.finish(state)
 
     @staticmethod
     def _output_hash(outputs: list[Path]) -> str:
@@ -342,6 +366,8 @@ class _Plan:
     """(run name, seed) -> TrainConfig."""
     deps: dict[tuple[str, int], list[str]]
     """(run name, seed) -> stages it reads."""
+    rewards: dict[str, object]
+    """proxy / gold -> RewardTrainConfig."""
     eval_cfg: object
 
 
@@ -358,6 +384,17 @@ def plan(cfg: PipelineConfig, config_path: Path) -> _Plan:
     split_files = {
         s: root / "data" / "splits" / f"{s}.jsonl" for s in ("sft", "rl", "gold", "test")
     }
+    from replyrl.rewards.train import RewardTrainConfig
+
+    rewards = {}
+    for kind, yaml_path, overrides, splits in (
+        ("proxy", cfg.reward.proxy_config, cfg.reward.proxy_set, ["sft", "rl"]),
+        ("gold", cfg.reward.gold_config, cfg.reward.gold_set, ["gold"]),
+    ):
+        sets = [*overrides, f"train_splits={json.dumps(splits)}"]
+        rewards[kind] = load_config(
+            RewardTrainConfig, _resolve(base, yaml_path), sets, data={"split": asdict(cfg.split)}
+        )
     train, deps = {}, {}
     sft = cfg.sft_run()
     for run in cfg.all_runs():
@@ -404,16 +441,14 @@ def plan(cfg: PipelineConfig, config_path: Path) -> _Plan:
             load_records(cfg.data, skip_invalid=cfg.skip_invalid).records,
             f"runs {uses_audience} with data {cfg.data}",
         )
-    return _Plan(root, split_files, train, deps, eval_cfg)
+    return _Plan(root, split_files, train, deps, rewards, eval_cfg)
 
 
 def run_pipeline(cfg: PipelineConfig, config_path: Path, force: list[str] | None = None) -> dict:
     """Run (or resume) the pipeline; returns {"report": path, "summary": summary, "ran": [stages]}."""
-    from replyrl.config import load_config
     from replyrl.training.run import run_dir_of
 
     p = plan(cfg, config_path)
-    base = config_path.resolve().parent
     root = p.root
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(root / "pipeline_config.json", json.dumps(asdict(cfg), indent=2))
@@ -439,41 +474,38 @@ def run_pipeline(cfg: PipelineConfig, config_path: Path, force: list[str] | None
     )
 
     # 3. reward models: proxy on sft+rl tweets, gold on the gold tweets only; both validated.
-    def reward_stage(kind: str, yaml_path: str, overrides: list[str], train_splits: list[str]):
-        from replyrl.rewards.train import RewardTrainConfig
-
-        sets = [*overrides, f"train_splits={json.dumps(train_splits)}"]
-        rcfg = load_config(
-            RewardTrainConfig, _resolve(base, yaml_path), sets, data={"split": asdict(cfg.split)}
-        )
+    for kind, rcfg in p.rewards.items():
         out = rm_dir / kind
         stages.run(
             f"reward_{kind}",
             {"cfg": asdict(rcfg)},
             [out / "config.json", out / "head.safetensors"],
-            lambda: _stage_reward(rcfg, records_file, out, p.split_files["test"]),
+            lambda r=rcfg, o=out: _stage_reward(r, records_file, o, p.split_files["test"]),
             deps=["split"],
         )
 
-    reward_stage("proxy", cfg.reward.proxy_config, cfg.reward.proxy_set, ["sft", "rl"])
-    reward_stage("gold", cfg.reward.gold_config, cfg.reward.gold_set, ["gold"])
-
     # 4. runs × seeds (SFT first: other runs may start from its adapter).
-    adapters: list[tuple[str, Path]] = []
+    tasks = []
     for (name, seed), tcfg in p.train.items():
         run = run_dir_of(tcfg)
-        stages.run(
-            f"train_{name}_seed{seed}",
-            {"cfg": asdict(tcfg)},
-            [
-                run / "adapter" / "adapter_config.json",
-                run / "adapter" / "adapter_model.safetensors",
-            ],
-            lambda t=tcfg: _stage_train(t),
-            deps=p.deps[(name, seed)],
-        )
-        adapters.append((name, run / "adapter"))
-    train_stages = [f"train_{n}_seed{s}" for n, s in p.train]
+        outputs = [
+            run / "adapter" / "adapter_config.json",
+            run / "adapter" / "adapter_model.safetensors",
+        ]
+        tasks.append((f"train_{name}_seed{seed}", tcfg, outputs, p.deps[(name, seed)]))
+    if cfg.workers > 1:
+        _train_parallel(tasks, stages, cfg.workers, root)
+    else:
+        for stage, tcfg, outputs, deps in tasks:
+            stages.run(
+                stage,
+                {"cfg": asdict(tcfg)},
+                outputs,
+                lambda t=tcfg: _stage_train(t, stages.resumable),
+                deps=deps,
+            )
+    adapters = [(name, run_dir_of(tcfg) / "adapter") for (name, _), tcfg in p.train.items()]
+    train_stages = [stage for stage, *_ in tasks]
 
     # 5. checkpoints along training (runs with checkpoints: true), then the evaluation.
     eval_dir = root / "eval"
@@ -567,12 +599,19 @@ def _stage_reward(rcfg, records_file: Path, out: Path, val_file: Path) -> None:
     atomic_write_json(out / "train_summary.json", summary)
     val, _ = held_out(load_records(val_file).records, out)
     report = validate_reward_model(model, val, out_dir=out / "validation")
-    rows = report["rows"]
-    console.print(
-        f"held-out pairwise accuracy: reward model {rows['reward model']['pairwise_accuracy']:.3f}, "
-        f"reply length {rows['reply length']['pairwise_accuracy']:.3f} "
-        f"(margin {100 * report['margin_over_length']:+.1f} points)"
+    rm, length = report["rows"]["reward model"], report["rows"]["reply length"]
+    line = (
+        f"held-out pairwise accuracy: reward model {rm['pairwise_accuracy']:.3f}, reply length "
+        f"{length['pairwise_accuracy']:.3f} (margin {100 * report['margin_over_length']:+.1f} "
+        f"points); length-matched pairs ({report['n_length_matched_pairs']}): "
+        f"{rm['length_matched_accuracy']:.3f}; Spearman given length {rm['spearman_given_length']:.3f}"
     )
+    if report["n_audience_pairs"]:
+        line += (
+            f"; agreement with the audience {rm['audience_accuracy']:.3f}, length-matched "
+            f"{rm['audience_length_matched_accuracy']:.3f}"
+        )
+    console.print(line)
     for w in report["warnings"]:
         console.print(f"[yellow]warning: {w}")
 
@@ -630,6 +669,69 @@ def _stage_train(tcfg, resumable: bool) -> None:
         train(tcfg, resume=True)
     else:
         train(tcfg, overwrite=True)
+
+
+def _train_parallel(tasks: list, stages: Stages, workers: int, root: Path) -> None:
+    """Run training stages `workers` at a time, each as a `replyrl train` process, a stage as soon
+    as the stages it depends on are done (RL runs wait for the SFT run of their seed)."""
+    import subprocess
+    import sys
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    import yaml
+
+    pending, running = list(tasks), {}
+    logs = root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+
+    def launch(stage: str, tcfg, resumable: bool) -> None:
+        cfg_file = logs / f"{stage}.yaml"
+        atomic_write_text(cfg_file, yaml.safe_dump(asdict(tcfg), sort_keys=False))
+        from replyrl.training.run import latest_checkpoint, run_dir_of
+
+        resume = resumable and latest_checkpoint(run_dir_of(tcfg) / "checkpoints") is not None
+        cmd = [
+            sys.executable,
+            "-m",
+            "replyrl",
+            "train",
+            "-c",
+            str(cfg_file),
+            "--resume" if resume else "--overwrite",
+        ]
+        with open(logs / f"{stage}.log", "w", encoding="utf-8") as log:
+            done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+        if done.returncode:
+            raise RuntimeError(
+                f"training stage {stage} failed (exit {done.returncode}); its log: "
+                f"{logs / f'{stage}.log'}"
+            )
+
+    with ThreadPoolExecutor(workers) as pool:
+        while pending or running:
+            ready = [t for t in pending if all(d in stages.outputs for d in t[3])]
+            if not ready and not running:
+                raise RuntimeError(
+                    f"training stages {[t[0] for t in pending]} wait for stages that never run"
+                )
+            for task in ready:
+                if len(running) >= workers:
+                    break
+                pending.remove(task)
+                stage, tcfg, outputs, deps = task
+                state = stages.check(stage, {"cfg": asdict(tcfg)}, outputs, deps)
+                if state["current"] is not None:
+                    stages.skip(state)
+                    continue
+                console.print(f"[bold]{stage}[/] started (log: {logs / f'{stage}.log'})")
+                running[pool.submit(launch, stage, tcfg, stages.begin(state))] = state
+            if running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    state = running.pop(future)
+                    future.result()
+                    stages.finish(state)
+                    console.print(f"[green]✓ {state['name']}[/] done")
 
 
 def _train_reply_length(split_files: dict) -> float:

@@ -319,12 +319,23 @@ def evaluate(
         },
         "notes": notes,
         "train_reply_length": cfg.train_reply_length,
+        "reward_validation": _reward_validation(cfg),
         "audience_version": _audience_version() if synthetic else None,
         "config": dataclasses.asdict(cfg),
         "runs": runs,
     }
     atomic_write_json(out / "runs.json", meta)
     return _finish(out, meta, runs, rows_by_run, cfg)
+
+
+def _reward_validation(cfg: EvalConfig) -> dict:
+    """The proxy and gold RMs' validation reports (validation/validation.json), when present."""
+    out = {}
+    for key, folder in (("proxy", cfg.proxy_reward), ("gold", cfg.gold_reward)):
+        f = Path(folder) / "validation" / "validation.json" if folder else None
+        if f is not None and f.exists():
+            out[key] = read_json(f, "reward validation")
+    return out
 
 
 def _audience_version() -> int:

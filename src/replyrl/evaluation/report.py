@@ -239,6 +239,31 @@ def blocks(summary: dict) -> list[Block]:
         )
     )
 
+    for key, v in (summary.get("reward_validation") or {}).items():
+        b.append(("h", 2, f"The {key} reward model on held-out tweets"))
+        b.append(
+            (
+                "p",
+                f"{v['n_tweets']} tweets, {v['n_pairs']} SHP-style pairs, "
+                f"{v.get('n_length_matched_pairs', 0)} length-matched "
+                f"({v.get('length_match_rule', '')}). Margin over reply length: "
+                f"{100 * v['margin_over_length']:+.1f} points (95 % CI "
+                f"{100 * v['margin_ci95'][0]:+.1f} to {100 * v['margin_ci95'][1]:+.1f}).",
+            )
+        )
+        cols = ["pairwise_accuracy", "length_matched_accuracy", "spearman", "spearman_given_length"]
+        if v.get("n_audience_pairs"):
+            cols += ["audience_accuracy", "audience_length_matched_accuracy"]
+        b.append(
+            (
+                "table",
+                ["scorer", *(c.replace("_", " ") for c in cols)],
+                [[name, *(_fmt(row.get(c)) for c in cols)] for name, row in v["rows"].items()],
+            )
+        )
+        for w in v.get("warnings", []):
+            b.append(("warn", f"{key} reward model: {w}"))
+
     b.append(("h", 2, "Reward-hacking alarms"))
     fired = [a for a in summary["alarms"] if a["triggered"]]
     b.append(

@@ -97,10 +97,10 @@ class HeadConfig:
     """MLP hidden width."""
     dropout: float = 0.1
     """Dropout on the MLP input and hidden layer (training only)."""
-    extra_features: list[str] = field(default_factory=lambda: ["length"])
+    extra_features: list[str] = field(default_factory=lambda: ["length", "style"])
     """Surface feature groups added to the input and a linear skip ('length', 'style'); for the
     odin kind, `length` (first) feeds the length head and the rest the quality head."""
-    kind: Literal["mlp", "odin"] = "mlp"
+    kind: Literal["mlp", "odin"] = "odin"
     """mlp: one head on embeddings and surface features; odin: a quality head and a length head."""
     decorrelation: float = 0.1
     """odin: weight of the |corr(quality score, log length)| penalty in the training loss."""

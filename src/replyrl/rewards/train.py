@@ -51,7 +51,7 @@ class RewardTrainConfig:
     """Regression loss."""
     huber_delta: float = 0.1
     """Huber transition point (labels are in [0, 1])."""
-    pairs: Literal["shp", "all"] = "shp"
+    pairs: Literal["shp", "all"] = "all"
     """Preference pairs: SHP-style only, or all within-tweet pairs with context nuisance terms."""
     pair_ratio: float = 2.0
     """A reply beats another when its engagement is at least this many times higher."""
