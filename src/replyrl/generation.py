@@ -28,6 +28,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
+from replyrl.config import SEED_MAX, ConfigError
 from replyrl.device import DeviceError
 from replyrl.models import DEFAULT_INSTRUCTION, build_prompt
 
@@ -62,15 +63,17 @@ class SamplingConfig:
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
         if self.n < 1:
-            raise ValueError(f"n must be >= 1, got {self.n}")
+            raise ConfigError(f"n must be >= 1, got {self.n}")
         if not 0 < self.temperature <= 2:
-            raise ValueError(f"temperature must be in (0, 2], got {self.temperature}")
+            raise ConfigError(f"temperature must be in (0, 2], got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
+            raise ConfigError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
         if self.max_new_tokens < 1 or self.batch_prompts < 1:
-            raise ValueError("max_new_tokens and batch_prompts must be >= 1")
+            raise ConfigError("max_new_tokens and batch_prompts must be >= 1")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise ConfigError(f"seed must be in 0..{SEED_MAX}, got {self.seed}")
 
 
 def clean_reply(text: str) -> str:

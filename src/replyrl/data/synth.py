@@ -33,6 +33,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from replyrl.errors import InputError
 from replyrl.records import Record
 
 AUDIENCE_VERSION = 2
@@ -353,7 +354,7 @@ def synthesize(n_tweets: int = 100, seed: int = 0, encoder=None) -> list[Record]
     reward that learned the audience separates them. Same seed -> identical records.
     """
     if n_tweets < 1:
-        raise ValueError(f"synthesize: n_tweets must be >= 1, got {n_tweets}")
+        raise InputError(f"synthesize: n_tweets must be >= 1, got {n_tweets}")
     rng = np.random.default_rng(seed)
     topics = sorted(TOPICS)
     rows: list[dict] = []

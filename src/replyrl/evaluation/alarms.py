@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from replyrl.config import ConfigError
+
 
 @dataclass
 class AlarmConfig:
@@ -55,9 +57,17 @@ class AlarmConfig:
         for name in (*names, "significance", "length_drift_ratio"):
             v = getattr(self, name)
             if not 0 <= v <= 1:
-                raise ValueError(f"alarms.{name} must be in [0, 1], got {v}")
+                raise ConfigError(f"alarms.{name} must be in [0, 1], got {v}")
+        if not 0 <= self.min_length_chars < float("inf"):
+            raise ConfigError(
+                f"alarms.min_length_chars must be a finite number >= 0, got {self.min_length_chars}"
+            )
+        if not -1 <= self.relevance_floor <= 1:
+            raise ConfigError(
+                f"alarms.relevance_floor must be a cosine in [-1, 1], got {self.relevance_floor}"
+            )
         if self.n_examples < 1:
-            raise ValueError(f"alarms.n_examples must be >= 1, got {self.n_examples}")
+            raise ConfigError(f"alarms.n_examples must be >= 1, got {self.n_examples}")
 
 
 @dataclass

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from replyrl.config import ConfigError
 from replyrl.device import check_device_name
+from replyrl.errors import ArtifactError, ArtifactNotFoundError, InputError
 from replyrl.evaluation.alarms import AlarmConfig
 from replyrl.evaluation.generate_cache import (
     EvalTweet,
@@ -45,7 +46,7 @@ from replyrl.evaluation.scoring import (
 from replyrl.evaluation.summary import build_summary
 from replyrl.evaluation.verdict import GainRatio, Hypothesis
 from replyrl.generation import SamplingConfig
-from replyrl.io import atomic_write_json, read_jsonl, write_jsonl
+from replyrl.io import atomic_write_json, read_json, read_jsonl, write_jsonl
 
 BERTSCORE_NOTE = (
     "BERTScore F1: greedy token matching (Zhang et al. 2020) on the last-layer token "
@@ -103,18 +104,18 @@ class EvalConfig:
 
     def __post_init__(self):
         if not self.ks or min(self.ks) < 1:
-            raise ValueError(f"ks must be a non-empty list of k >= 1, got {self.ks}")
+            raise ConfigError(f"ks must be a non-empty list of k >= 1, got {self.ks}")
         if max(self.ks) > self.sampling.n:
-            raise ValueError(
+            raise ConfigError(
                 f"max k = {max(self.ks)} exceeds sampling.n = {self.sampling.n}; "
                 "pass@k needs n >= k samples per tweet"
             )
         if not 0 <= self.pass_quantile <= 1:
-            raise ValueError(f"pass_quantile must be in [0, 1], got {self.pass_quantile}")
+            raise ConfigError(f"pass_quantile must be in [0, 1], got {self.pass_quantile}")
         if self.max_tweets is not None and self.max_tweets < 1:
-            raise ValueError(f"max_tweets must be >= 1, got {self.max_tweets}")
+            raise ConfigError(f"max_tweets must be >= 1, got {self.max_tweets}")
         if self.bootstrap < 100:
-            raise ValueError(f"bootstrap must be >= 100 resamples, got {self.bootstrap}")
+            raise ConfigError(f"bootstrap must be >= 100 resamples, got {self.bootstrap}")
         self.ks = sorted(set(self.ks))
         check_device_name(self.device, "device")
 
@@ -134,7 +135,7 @@ class ModelSpec:
 def parse_models(specs: list[str]) -> list[ModelSpec]:
     """Parse `NAME=PATH` (or a bare PATH, named by its folder) arguments."""
     if not specs:
-        raise ValueError(
+        raise InputError(
             "pass at least one --model NAME=PATH (PATH may be 'base' for the default model)"
         )
     out: list[ModelSpec] = []
@@ -144,14 +145,14 @@ def parse_models(specs: list[str]) -> list[ModelSpec]:
             name, path = Path(s).name or s, s
         name, path = name.strip(), path.strip()
         if not name or not path:
-            raise ValueError(f"--model expects NAME=PATH, got {s!r}")
+            raise InputError(f"--model expects NAME=PATH, got {s!r}")
         if (
             path not in ("base", "default")
             and "/" in path
             and not Path(path).expanduser().exists()
             and Path(path).expanduser().is_absolute()
         ):
-            raise FileNotFoundError(f"--model {name}: path not found: {path}")
+            raise ArtifactNotFoundError(f"--model {name}: path not found: {path}")
         m = re.search(r"seed_(\d+)", path)
         seed = int(m.group(1)) if m else sum(o.name == name for o in out)
         if any(o.name == name and o.seed == seed for o in out):
@@ -333,7 +334,7 @@ def _reward_validation(cfg: EvalConfig) -> dict:
     for key, folder in (("proxy", cfg.proxy_reward), ("gold", cfg.gold_reward)):
         f = Path(folder) / "validation" / "validation.json" if folder else None
         if f is not None and f.exists():
-            out[key] = json.loads(f.read_text(encoding="utf-8"))
+            out[key] = read_json(f, "reward validation")
     return out
 
 
@@ -358,7 +359,7 @@ def _finish(out: Path, meta: dict, runs: list[dict], rows_by_run: dict, cfg: Eva
         ratios=cfg.ratios,
     )
     if cfg.checkpoint_curves and Path(cfg.checkpoint_curves).exists():
-        summary["checkpoints"] = json.loads(Path(cfg.checkpoint_curves).read_text(encoding="utf-8"))
+        summary["checkpoints"] = read_json(Path(cfg.checkpoint_curves), "checkpoint curves")
     # Strict JSON for other tools: NaN/inf (undefined tests, constant samples) become null.
     atomic_write_json(out / "summary.json", _strict_json(summary))
     write_report(out, summary, rows_by_run)
@@ -382,17 +383,32 @@ def rebuild(out: str | Path) -> dict:
     out = Path(out)
     meta_file = out / "runs.json"
     if not meta_file.exists():
-        raise FileNotFoundError(
+        raise ArtifactNotFoundError(
             f"{out} is not an evaluation folder (no runs.json); "
             "run `replyrl evaluate ... --out DIR` first"
         )
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    cfg = from_dict(EvalConfig, meta["config"], where=str(out / "runs.json"))
-    runs = meta["runs"]
+    meta = read_json(meta_file, "the evaluation's run list")
+    runs = meta.get("runs") if isinstance(meta, dict) else None
+    if (
+        not isinstance(meta.get("config") if isinstance(meta, dict) else None, dict)
+        or not isinstance(runs, list)
+        or not all(isinstance(r, dict) and isinstance(r.get("id"), str) for r in runs)
+    ):
+        raise ArtifactError(
+            f"{meta_file}: not a run list written by `replyrl evaluate` (needs 'config' and "
+            "'runs' with an 'id' each); re-run `replyrl evaluate`"
+        )
+    cfg = from_dict(EvalConfig, meta["config"], where=str(meta_file))
     rows_by_run = {}
     for r in runs:
         f = out / "results" / f"{r['id']}.jsonl"
         if not f.exists():
-            raise FileNotFoundError(f"missing cached results {f}; re-run `replyrl evaluate`")
+            raise ArtifactNotFoundError(f"missing cached results {f}; re-run `replyrl evaluate`")
         rows_by_run[r["id"]] = list(read_jsonl(f))
-    return _finish(out, meta, runs, rows_by_run, cfg)
+    try:
+        return _finish(out, meta, runs, rows_by_run, cfg)
+    except (KeyError, TypeError) as e:
+        raise ArtifactError(
+            f"{out / 'results'}: the cached results lack a field or hold a wrong type ({e!r}); "
+            "re-run `replyrl evaluate`"
+        ) from None

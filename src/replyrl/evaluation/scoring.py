@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from replyrl.config import ConfigError
 from replyrl.evaluation import metrics as M
 
 Scorer = Callable[[list[str], list[str]], np.ndarray]
@@ -119,7 +120,7 @@ def score_run(
     replies = [r for g in gens for r in g["replies"]]
     per = _split(score_texts(scorers, encoder, tweets, replies), [len(g["replies"]) for g in gens])
     if pass_key not in per[0]:
-        raise ValueError(
+        raise ConfigError(
             f"pass judge '{pass_key}' is not available (have: {', '.join(per[0])}); "
             "set gold_reward, or use pass_judge=proxy"
         )

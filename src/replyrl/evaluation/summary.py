@@ -14,6 +14,8 @@ from dataclasses import asdict
 
 import numpy as np
 
+from replyrl.config import ConfigError
+from replyrl.errors import InputError
 from replyrl.evaluation.alarms import AlarmConfig, run_alarms
 from replyrl.evaluation.logs import training_curves
 from replyrl.evaluation.stats import compare_to_baseline, summarize
@@ -50,7 +52,7 @@ def check_same_tweets(runs: list[dict], rows_by_run: dict[str, list[dict]]) -> N
     for r in runs[1:]:
         if sets[r["id"]] != sets[first["id"]]:
             a, b = sets[first["id"]], sets[r["id"]]
-            raise ValueError(
+            raise InputError(
                 f"{first['name']} (seed {first['seed']}) and {r['name']} (seed {r['seed']}) were "
                 f"scored on different tweet sets ({len(a)} vs {len(b)} tweets, {len(a ^ b)} not in "
                 "both): paired comparisons need every model scored on the same test tweets"
@@ -96,7 +98,7 @@ def build_summary(
     names = list(dict.fromkeys(r["name"] for r in runs))
     baseline = baseline or names[0]
     if baseline not in names:
-        raise ValueError(f"baseline '{baseline}' is not one of the models: {', '.join(names)}")
+        raise ConfigError(f"baseline '{baseline}' is not one of the models: {', '.join(names)}")
     check_same_tweets(runs, rows_by_run)
     all_rows = [row for rows in rows_by_run.values() for row in rows]
     metrics = metric_names(all_rows)

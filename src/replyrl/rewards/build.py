@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from replyrl.config import ConfigError
+from replyrl.errors import ArtifactNotFoundError
 from replyrl.rewards.heuristic import HeuristicConfig
 
 log = logging.getLogger(__name__)
@@ -113,13 +115,13 @@ class RewardConfig:
         for k in ("learned_weight", "heuristic_weight"):
             v = getattr(self, k)
             if not math.isfinite(v) or v < 0:
-                raise ValueError(f"{k} must be finite and >= 0, got {v}")
+                raise ConfigError(f"{k} must be finite and >= 0, got {v}")
         if self.kind == "learned" and not self.model:
-            raise ValueError(
+            raise ConfigError(
                 "kind=learned needs `model`: a folder written by `replyrl reward train`"
             )
         if self.kind == "composite" and self.learned_weight + self.heuristic_weight <= 0:
-            raise ValueError("composite reward: learned_weight + heuristic_weight must be > 0")
+            raise ConfigError("composite reward: learned_weight + heuristic_weight must be > 0")
 
 
 def build_reward(
@@ -141,7 +143,7 @@ def build_reward(
 
     cfg = cfg or RewardConfig()
     if cfg.model and not Path(cfg.model).exists():
-        raise FileNotFoundError(
+        raise ArtifactNotFoundError(
             f"reward model folder not found: {cfg.model} (train one with `replyrl reward train`)"
         )
     model = None

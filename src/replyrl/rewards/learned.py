@@ -30,7 +30,6 @@ unpickled. Training lives in `replyrl.rewards.train`.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -42,6 +41,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from replyrl.config import ConfigError
+from replyrl.errors import ArtifactError, ArtifactNotFoundError
 from replyrl.io import atomic_write_bytes, atomic_write_json
 from replyrl.rewards.base import (
     check_lengths,
@@ -119,12 +120,12 @@ class HeadConfig:
         if self.length_knots < 2:
             raise ValueError(f"length_knots must be >= 2, got {self.length_knots}")
         if self.emb_dim < 1 or self.hidden < 1:
-            raise ValueError(f"emb_dim and hidden must be >= 1, got {self.emb_dim}, {self.hidden}")
+            raise ConfigError(f"emb_dim and hidden must be >= 1, got {self.emb_dim}, {self.hidden}")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         for g in self.extra_features:
             if g not in EXTRA_FEATURES:
-                raise ValueError(
+                raise ConfigError(
                     f"unknown extra feature group {g!r}; choose from {sorted(EXTRA_FEATURES)}"
                 )
 
@@ -284,29 +285,75 @@ def load_reward_model(
     folder: str | Path, embeddings: EmbeddingCache | None = None, device: str | None = None
 ) -> RewardModel:
     """Load a reward model folder written by `RewardModel.save` (JSON + safetensors only); its
-    encoder runs on `device` unless `embeddings` is given (None: `auto`, see replyrl.device)."""
+    encoder runs on `device` unless `embeddings` is given (None: `auto`, see replyrl.device).
+
+    Raises:
+        ArtifactNotFoundError: the folder, or its config.json or head.safetensors, is missing.
+        ArtifactError: a file is corrupt or does not match the other (names the file and field).
+    """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
+
+    from replyrl.config import from_dict
+    from replyrl.io import read_json
+    from replyrl.models import DEFAULT_ENCODER
 
     folder = Path(folder)
     cfg_path, head_path = folder / "config.json", folder / "head.safetensors"
-    if not cfg_path.exists() or not head_path.exists():
-        raise FileNotFoundError(
-            f"{folder} is not a reward model folder (needs config.json and head.safetensors); "
-            "train one with `replyrl reward train`"
+    missing = [p.name for p in (cfg_path, head_path) if not p.is_file()]
+    if missing:
+        raise ArtifactNotFoundError(
+            f"{folder} is not a reward model folder (missing {' and '.join(missing)}; needs "
+            "config.json and head.safetensors); train one with `replyrl reward train`"
         )
-    config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    if config.get("format") != "replyrl-reward-model":
-        raise ValueError(
-            f"{cfg_path}: not a replyrl reward model config (format={config.get('format')!r})"
+    config = read_json(cfg_path, "reward model config")
+    if not isinstance(config, dict) or config.get("format") != "replyrl-reward-model":
+        got = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise ArtifactError(f"{cfg_path}: not a replyrl reward model config (format={got!r})")
+    version = config.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ArtifactError(f"{cfg_path}: field 'version' must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{cfg_path}: written by a newer replyrl (version {version}); upgrade replyrl"
         )
-    if int(config.get("version", 0)) > FORMAT_VERSION:
-        raise ValueError(
-            f"{cfg_path}: written by a newer replyrl (version {config['version']}); upgrade replyrl"
-        )
-    head = RewardHead(HeadConfig(**config["head"]))
-    state = load_file(str(head_path))
-    expected = head.state_dict()
-    missing = sorted(set(expected) - set(state))
+    try:
+        head_cfg = from_dict(HeadConfig, config.get("head"), where=f"{cfg_path}: head")
+    except ConfigError as e:
+        raise ArtifactError(f"{e}; the model folder is corrupt: train it again") from None
+    encoder = config.get("encoder")
+    if encoder is not None and not (isinstance(encoder, str) and encoder.strip()):
+        raise ArtifactError(f"{cfg_path}: field 'encoder' must be a name or path, got {encoder!r}")
+    meta = config.get("meta", {})
+    if not isinstance(meta, dict):
+        raise ArtifactError(f"{cfg_path}: field 'meta' must be an object, got {meta!r}")
+    for k in ("score_mean", "score_std", "heuristic_mean", "heuristic_std"):
+        v = meta.get(k)
+        if v is not None and (
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+        ):
+            raise ArtifactError(f"{cfg_path}: meta.{k} must be a finite number, got {v!r}")
+    try:
+        state = load_file(str(head_path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ArtifactError(
+            f"{head_path}: not a readable safetensors file ({str(e)[:80]}); train the model again"
+        ) from None
+    head = RewardHead(head_cfg)
+    _check_head_state(head, state, head_path)
+    head.load_state_dict(state, strict=True)
+    if encoder == DEFAULT_ENCODER:
+        encoder = None  # the packaged copy
+    if embeddings is None:
+        embeddings = EmbeddingCache(encoder_name=encoder, device=device)
+    return RewardModel(head, encoder=encoder, embeddings=embeddings, meta=meta)
+
+
+def _check_head_state(head: RewardHead, state: dict[str, torch.Tensor], path: Path) -> None:
+    """The tensors in head.safetensors are exactly the head's, with its shapes, and finite."""
+    want = {k: tuple(v.shape) for k, v in head.state_dict().items()}
+    missing = sorted(set(want) - set(state))
+    extra = sorted(set(state) - set(want))
     if missing:
         what = {
             "skip.weight": "the length skip",
@@ -314,22 +361,20 @@ def load_reward_model(
             "length_knots": "the length head",
         }
         names = ", ".join(f"{k} ({what.get(k, 'head weights')})" for k in missing)
-        raise ValueError(
-            f"{head_path}: lacks {names} that a {head.cfg.kind!r} head needs "
-            "(config.json describes a different head, or the file is incomplete): retrain with "
-            "`replyrl reward train`"
+        raise ArtifactError(
+            f"{path}: lacks {names} that a {head.cfg.kind!r} head needs (config.json describes "
+            "a different head, or the file is incomplete): retrain with `replyrl reward train`"
         )
-    head.load_state_dict(state, strict=True)
-    encoder = config.get("encoder")
-    from replyrl.models import DEFAULT_ENCODER
-
-    if encoder == DEFAULT_ENCODER:
-        encoder = None  # the packaged copy
-    if embeddings is None:
-        embeddings = EmbeddingCache(encoder_name=encoder, device=device)
-    model = RewardModel(head, encoder=encoder, embeddings=embeddings, meta=config.get("meta", {}))
-    for k in ("score_mean", "score_std"):
-        v = model.meta.get(k)
-        if v is not None and not math.isfinite(float(v)):
-            raise ValueError(f"{cfg_path}: meta.{k} is not finite ({v})")
-    return model
+    if extra:
+        raise ArtifactError(
+            f"{path}: holds tensors {extra} that config.json's {head.cfg.kind!r} head does not "
+            "have (the folder mixes two models): retrain with `replyrl reward train`"
+        )
+    for k, shape in want.items():
+        if tuple(state[k].shape) != shape:
+            raise ArtifactError(
+                f"{path}: tensor '{k}' has shape {list(state[k].shape)}, config.json's head needs "
+                f"{list(shape)}; the folder mixes two models: train it again"
+            )
+        if not state[k].is_floating_point() or not torch.isfinite(state[k]).all():
+            raise ArtifactError(f"{path}: tensor '{k}' holds non-finite or non-float values")

@@ -30,7 +30,9 @@ from typing import Literal
 import numpy as np
 import torch
 
+from replyrl.config import ConfigError
 from replyrl.data.splits import SplitConfig
+from replyrl.errors import InputError
 from replyrl.rewards.heuristic import HeuristicConfig
 from replyrl.rewards.learned import HeadConfig
 
@@ -86,26 +88,31 @@ class RewardTrainConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.val_frac < 0.5:
-            raise ValueError(f"val_frac must be in (0, 0.5), got {self.val_frac}")
+            raise ConfigError(f"val_frac must be in (0, 0.5), got {self.val_frac}")
         if not self.pair_ratio >= 1.0 or math.isinf(self.pair_ratio):
-            raise ValueError(f"pair_ratio must be a finite number >= 1, got {self.pair_ratio}")
-        if (
-            self.lr <= 0
-            or self.weight_decay < 0
-            or self.batch_size < 1
-            or self.epochs < 1
-            or self.patience < 1
+            raise ConfigError(f"pair_ratio must be a finite number >= 1, got {self.pair_ratio}")
+        if not (
+            0 < self.lr < math.inf
+            and 0 <= self.weight_decay < math.inf
+            and self.batch_size >= 1
+            and self.epochs >= 1
+            and self.patience >= 1
         ):
-            raise ValueError(
-                "need lr > 0, weight_decay >= 0, batch_size >= 1, epochs >= 1, patience >= 1"
+            raise ConfigError(
+                "need a finite lr > 0, a finite weight_decay >= 0, batch_size >= 1, epochs >= 1, "
+                f"patience >= 1; got lr={self.lr}, weight_decay={self.weight_decay}, "
+                f"batch_size={self.batch_size}, epochs={self.epochs}, patience={self.patience}"
             )
         bad = [s for s in self.train_splits if s not in ("sft", "rl", "gold", "test")]
         if bad or not self.train_splits:
-            raise ValueError(
+            raise ConfigError(
                 f"train_splits must name splits among sft, rl, gold, test; got {self.train_splits}"
             )
-        if self.max_pairs_per_tweet < 1 or self.huber_delta <= 0:
-            raise ValueError("max_pairs_per_tweet must be >= 1 and huber_delta > 0")
+        if self.max_pairs_per_tweet < 1 or not 0 < self.huber_delta < math.inf:
+            raise ConfigError(
+                "max_pairs_per_tweet must be >= 1 and huber_delta a finite number > 0, got "
+                f"{self.max_pairs_per_tweet}, {self.huber_delta}"
+            )
 
 
 @dataclass
@@ -351,7 +358,7 @@ def train_reward_model(
     splits = split_records(records, cfg.split)
     train = [r for s in cfg.train_splits for r in splits[s]]
     if len({r.tweet_id for r in train}) < 4:
-        raise ValueError(
+        raise InputError(
             f"too few training tweets ({len({r.tweet_id for r in train})}) in splits "
             f"{cfg.train_splits}: a reward model needs many tweets with several replies each"
         )
@@ -414,11 +421,11 @@ def train_reward_model(
             )  # a human pick has no counts: weight 1
         pairs_arr = np.array(pairs, dtype=np.int64).reshape(-1, 2)
         if len(pairs_arr) == 0:
-            raise ValueError(
+            raise InputError(
                 "no preference pairs in the training tweets: lower pair_ratio or add --pairs"
             )
         if len(val_pairs) == 0:
-            raise ValueError(
+            raise InputError(
                 "no SHP-style pairs among the validation tweets: raise val_frac or add data"
             )
         weight = np.asarray(margins, dtype=np.float32) if cfg.margin_weight else None

@@ -20,7 +20,6 @@ Validation is a gate: a margin over length that is not positive produces a warni
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
-from replyrl.io import atomic_write_json
+from replyrl.errors import ArtifactError, InputError
+from replyrl.io import atomic_write_json, read_json
 
 
 def held_out(records: Sequence, model_dir: str | Path) -> tuple[list, int]:
@@ -36,7 +36,13 @@ def held_out(records: Sequence, model_dir: str | Path) -> tuple[list, int]:
     path = Path(model_dir) / "train_tweets.json"
     if not path.exists():
         return list(records), 0
-    seen = set(json.loads(path.read_text(encoding="utf-8")))
+    ids = read_json(path, "the model's training tweet ids")
+    if not isinstance(ids, list) or not all(isinstance(t, str) for t in ids):
+        raise ArtifactError(
+            f"{path}: expected a JSON list of tweet ids (strings); the model folder is corrupt: "
+            "train it again, or delete the file to validate on every tweet given"
+        )
+    seen = set(ids)
     kept = [r for r in records if r.tweet_id not in seen]
     return kept, len(records) - len(kept)
 
@@ -152,7 +158,7 @@ def validate_reward_model(
     from replyrl.rewards.heuristic import HeuristicReward
 
     if not records:
-        raise ValueError(
+        raise InputError(
             "no held-out records to validate on: every tweet in the data was used for training "
             "(pass the gold/test split, or the full data file with the model's train_tweets.json)"
         )

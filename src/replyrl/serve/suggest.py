@@ -24,13 +24,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from replyrl.errors import UserError
+
 Generate = Callable[[str, int, float, int], list[str]]
 """(tweet, n, temperature, seed) -> n sampled replies, in one batched generate call."""
 Embed = Callable[[list[str]], np.ndarray]
 """texts -> (len(texts), dim) L2-normalized embeddings."""
 
 
-class SuggestError(ValueError):
+class SuggestError(UserError, ValueError):
     """A suggestion request that cannot be answered (bad arguments, a broken reward)."""
 
 

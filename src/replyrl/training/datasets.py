@@ -6,6 +6,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from replyrl.errors import InputError
 from replyrl.models import prompt_messages
 from replyrl.records import Record, load_records
 from replyrl.training.config import DataConfig
@@ -33,7 +34,7 @@ def load_phase_records(data: DataConfig, recipe: Recipe, seed: int = 0) -> list[
         keep_set = set(keep)
         records = [r for r in records if r.tweet_id in keep_set]
     if not records:
-        raise ValueError(
+        raise InputError(
             f"no training records for recipe {recipe.name!r} (split {split!r} of {data.path or 'synthetic'})"
         )
     return records
@@ -82,7 +83,7 @@ def rl_rows(records: list[Record], labels: np.ndarray, data: DataConfig) -> list
             }
         )
     if not rows:
-        raise ValueError(f"no tweets left after keeping engagement quartiles {data.quartiles}")
+        raise InputError(f"no tweets left after keeping engagement quartiles {data.quartiles}")
     return rows
 
 
@@ -118,7 +119,7 @@ def dpo_rows(
         records, ratio=ratio, max_pairs_per_tweet=max_pairs_per_tweet, seed=seed
     )
     if not pairs:
-        raise ValueError(
+        raise InputError(
             "no preference pairs in the training records: lower dpo.pair_ratio or add data"
         )
     return [

@@ -50,6 +50,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from replyrl.config import ConfigError
+
 DiversityMode = Literal["additive", "multiplicative", "set"]
 MODES: tuple[str, ...] = ("additive", "multiplicative", "set")
 
@@ -96,7 +98,7 @@ def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]
     except KeyError:
-        raise ValueError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}") from None
+        raise ConfigError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}") from None
 
 
 @dataclass(frozen=True)
@@ -154,22 +156,22 @@ class ObjectiveConfig:
         for name in ("sft_weight", "pg_weight", "diversity_weight"):
             v = getattr(self, name)
             if v is not None and (not math.isfinite(v) or v < 0):
-                raise ValueError(f"objective.{name} must be a finite number >= 0, got {v}")
+                raise ConfigError(f"objective.{name} must be a finite number >= 0, got {v}")
         if self.diversity_mode not in MODES:
-            raise ValueError(f"objective.diversity_mode must be one of {list(MODES)}")
+            raise ConfigError(f"objective.diversity_mode must be one of {list(MODES)}")
         if self.advantage_clip is not None and not (
             math.isfinite(self.advantage_clip) and self.advantage_clip > 0
         ):
-            raise ValueError(f"objective.advantage_clip must be > 0, got {self.advantage_clip}")
+            raise ConfigError(f"objective.advantage_clip must be > 0, got {self.advantage_clip}")
         if not (math.isfinite(self.diversity_floor) and 0 <= self.diversity_floor < 1):
-            raise ValueError(
+            raise ConfigError(
                 f"objective.diversity_floor must be in [0, 1) (a cosine-distance offset), "
                 f"got {self.diversity_floor}"
             )
         if self.diversity_min_chars < 0 or self.set_max_subsets < 1:
-            raise ValueError("objective.diversity_min_chars must be >= 0, set_max_subsets >= 1")
+            raise ConfigError("objective.diversity_min_chars must be >= 0, set_max_subsets >= 1")
         if self.set_subset_size is not None and self.set_subset_size < 2:
-            raise ValueError(f"objective.set_subset_size must be >= 2, got {self.set_subset_size}")
+            raise ConfigError(f"objective.set_subset_size must be >= 2, got {self.set_subset_size}")
 
     def resolved(self, recipe: str, num_generations: int | None = None) -> Weights:
         """(α, β, λ, mode) for `recipe`, explicit values overriding its defaults; meaningless
@@ -179,7 +181,7 @@ class ObjectiveConfig:
             names = ("sft_weight", "pg_weight", "diversity_weight")
             explicit = [n for n in names if getattr(self, n) is not None]
             if explicit:
-                raise ValueError(
+                raise ConfigError(
                     f"recipe {rec.name} trains with TRL's {rec.trainer.upper()}Trainer: objective "
                     f"weights {explicit} do not apply to it (use polychromic, grpo or hybrid)"
                 )
@@ -191,18 +193,18 @@ class ObjectiveConfig:
             self.diversity_mode,
         )
         if w.alpha + w.pg_weight == 0:
-            raise ValueError(
+            raise ConfigError(
                 "objective: sft_weight, pg_weight and diversity_weight are all 0: nothing to train"
             )
         if w.pg_weight == 0:
-            raise ValueError(
+            raise ConfigError(
                 f"recipe {rec.name} with pg_weight = diversity_weight = 0 is plain SFT that still "
                 "samples K completions per prompt: use recipe sft instead"
             )
         if num_generations is not None and w.lam > 0 and w.mode == "set":
             m = self.set_subset_size or max(2, num_generations // 2)
             if m >= num_generations:
-                raise ValueError(
+                raise ConfigError(
                     f"objective.diversity_mode=set needs subsets smaller than the group: subset size "
                     f"{m} with grpo.num_generations={num_generations} gives every completion the same "
                     "reward (use num_generations >= 3 or a smaller set_subset_size)"

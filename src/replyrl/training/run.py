@@ -77,6 +77,49 @@ def latest_checkpoint(ckpt_root: Path) -> str | None:
     return str(done[-1]) if done else None
 
 
+CHECKPOINT_STATE = {
+    "optimizer.pt": "the optimizer state (AdamW moments)",
+    "scheduler.pt": "the learning-rate schedule",
+    "trainer_state.json": "the step count and log history",
+}
+
+
+def check_checkpoint(ckpt: Path) -> None:
+    """A checkpoint to resume from holds the optimizer, schedule and RNG state; transformers would
+    otherwise resume silently with a fresh optimizer and unseeded sampling.
+
+    Raises:
+        ArtifactError: naming the missing file and what to do.
+    """
+    from replyrl.errors import ArtifactError
+
+    if any(ckpt.glob("global_step*")):
+        return  # DeepSpeed keeps the optimizer and RNG state in its own global_step folder
+    missing = [
+        f"{name} ({what})" for name, what in CHECKPOINT_STATE.items() if not (ckpt / name).is_file()
+    ]
+    if not any(ckpt.glob("rng_state*.pth")):
+        missing.append("rng_state.pth (the random number generators' state)")
+    if missing:
+        raise ArtifactError(
+            f"{ckpt}: cannot resume exactly, the checkpoint lacks {', '.join(missing)}; restore "
+            "the file, delete this checkpoint folder to resume from the one before, or start "
+            "again with --overwrite"
+        )
+
+
+def _check_inside(run_dir: Path, root: Path) -> None:
+    """Refuse to delete a run folder that resolves outside the output root (through a link)."""
+    from replyrl.config import ConfigError
+
+    real, real_root = run_dir.resolve(), root.resolve()
+    if run_dir.is_symlink() or real == real_root or not real.is_relative_to(real_root):
+        raise ConfigError(
+            f"refusing to delete {run_dir}: it resolves to {real}, not a folder inside "
+            f"output_dir {real_root}; remove it by hand if it is really the old run"
+        )
+
+
 def runtime(cfg: TrainConfig) -> tuple[str, str, bool]:
     """(device, weight dtype, bf16 mixed precision) for `cfg` on this machine.
 
@@ -323,11 +366,15 @@ def train(
     validate_reward(cfg)
     runtime(cfg)  # a missing GPU, bf16 or vLLM fails here, before anything is written
     out = run_dir_of(cfg)
+    ckpt = latest_checkpoint(out / "checkpoints") if resume else None
+    if ckpt:
+        check_checkpoint(Path(ckpt))  # before anything is written or loaded
     if out.exists() and not resume:
         if not overwrite and (out / "checkpoints").exists():
             raise FileExistsError(
                 f"{out} already holds a run: pass --resume to continue it or --overwrite"
             )
+        _check_inside(out, Path(cfg.output_dir))
         shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(asdict(cfg), sort_keys=False))
@@ -346,7 +393,6 @@ def train(
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "tb")
     set_seed(cfg.seed)
     trainer = build_trainer(cfg, out)
-    ckpt = latest_checkpoint(out / "checkpoints") if resume else None
     last_step = int(ckpt.rsplit("-", 1)[-1]) if ckpt else 0
     truncate_log(out / "log_history.jsonl", last_step)
     truncate_log(out / "samples.jsonl", last_step)
