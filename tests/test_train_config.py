@@ -120,13 +120,20 @@ def test_the_two_gpu_profiles_agree():
     """configs/train/gpu-qwen3.yaml and the pipeline's GPU profile train the same way."""
     from dataclasses import asdict
 
-    from replyrl.pipeline import PipelineConfig, _train_config
+    from replyrl.pipeline import PipelineConfig, RunSpec, _train_config
 
     path = ROOT / "configs/pipeline/gpu-qwen3.yaml"
     pipe = load_config(PipelineConfig, path)
     splits = {s: Path(f"{s}.jsonl") for s in ("sft", "rl", "gold", "test")}
-    via_pipeline = _train_config(pipe, path.parent, "hybrid", 0, splits, Path("p"), Path("r"))
+    run = RunSpec("hybrid", "hybrid")
+    via_pipeline = _train_config(pipe, path.parent, run, 0, splits, Path("p"), Path("r"))
     direct = load_config(TrainConfig, ROOT / "configs/train/gpu-qwen3.yaml")
     assert via_pipeline.device == direct.device == "cuda"
     for section in ("model", "grpo", "optim", "objective"):
         assert asdict(getattr(via_pipeline, section)) == asdict(getattr(direct, section)), section
+
+
+def test_scientific_notation_without_a_dot_is_a_number():
+    """YAML 1.1 reads 1e-4 as a string; the config loader reads it as the number people meant."""
+    cfg = load_config(TrainConfig, None, ["optim.learning_rate=1e-4", "grpo.kl_coef=4E-2"])
+    assert cfg.optim.learning_rate == 1e-4 and cfg.grpo.kl_coef == 0.04

@@ -23,6 +23,7 @@ import yaml
 from replyrl.errors import UserError
 
 T = TypeVar("T")
+_SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 MAX_DEPTH = 32
 """Deepest nesting of mappings/lists a config may have (ours use 4; deeper is a mistake or an attack
 on the parser's recursion)."""
@@ -298,6 +299,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         _check_tree(value, where)
         return value
     if tp is float:
+        if isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string; people write it
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         if isinstance(value, int) and abs(value) > INT_MAX:

@@ -534,7 +534,9 @@ def run_pipeline(cfg: PipelineConfig, config_path: Path, force: list[str] | None
         deps=["split", "reward_proxy", "reward_gold", *train_stages]
         + (["checkpoints"] if ckpt_runs else []),
     )
-    summary = json.loads((eval_dir / "summary.json").read_text())
+    from replyrl.io import read_json
+
+    summary = read_json(eval_dir / "summary.json")
     return {"report": eval_dir / "report.html", "summary": summary, "ran": stages.ran, "root": root}
 
 

@@ -72,14 +72,15 @@ def check_audience_version(records) -> None:
     from replyrl.data.synth import AUDIENCE_VERSION
 
     versions = {
-        int(r.extra.get("audience_version", 1))
+        repr(r.extra.get("audience_version", 1))
         for r in records
         if r.extra.get("source") == "synthetic"
     }
-    old = sorted(versions - {AUDIENCE_VERSION})
+    old = sorted(versions - {repr(AUDIENCE_VERSION)})
     if old:
         raise InputError(
-            f"the synthetic test records were made by simulated-audience version(s) {old}, but "
+            f"the synthetic test records were made by simulated-audience version(s) {', '.join(old)}, "
+            "but "
             f"this replyrl scores with version {AUDIENCE_VERSION} (echo-aware): regenerate the "
             "sample (`replyrl data synth`, or rerun the pipeline's data stage) so old and new "
             "audience scores are not mixed"

@@ -190,14 +190,13 @@ def _policy(cfg: TrainConfig, dtype_name: str = "float32"):
 
     dtype = getattr(torch, dtype_name)
     if cfg.model.init_adapter:
-        from peft import PeftModel
-
-        from replyrl.models import adapter_base
+        from replyrl.models import adapter_base, load_adapter
 
         base = AutoModelForCausalLM.from_pretrained(
             resolve_policy(adapter_base(cfg.model.init_adapter)), dtype=dtype
         )
-        model = PeftModel.from_pretrained(base, cfg.model.init_adapter, is_trainable=True)
+        # checked: an adapter whose config does not match its weights is an error, not the base
+        model = load_adapter(base, cfg.model.init_adapter, is_trainable=True)
     else:
         model = AutoModelForCausalLM.from_pretrained(resolve_policy(cfg.model.name), dtype=dtype)
     tok = load_tokenizer(cfg.model.name if not cfg.model.init_adapter else cfg.model.init_adapter)
