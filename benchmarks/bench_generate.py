@@ -9,7 +9,9 @@ Because a prompt's replies depend only on the seed and the prompt, both sides sa
 replies; the table reports how many came out identical (batch shape can change the last float
 bits of a logit, and with it an occasional token). A third column runs transformers'
 `model.generate(num_return_sequences=n)` over the same batches (the implementation our sampler
-replaced), to show what the hand-written decode loop buys.
+replaced), to show what the hand-written decode loop buys, and a fourth the batched loop with
+transformers' plain `DynamicCache` instead of the reserved-room KV layer (the fallback used where
+the private base class is not the tested version: replyrl.generation.KV_LAYER_TRANSFORMERS).
 
     python benchmarks/bench_generate.py [--tweets 16] [--n 8] [--max-new-tokens 48] [--repeats 2]
     python benchmarks/bench_generate.py --tweets 32 --sweep 1,4,8,16,32   # replies/s per batch size
@@ -59,6 +61,20 @@ def generate_baseline(model, tok, tweets, cfg) -> list[list[str]]:
             [clean_reply(t) for t in texts[i * cfg.n : (i + 1) * cfg.n]] for i in range(len(chunk))
         ]
     return out
+
+
+def plain_kv_replies(model, tok, tweets, cfg) -> list[list[str]]:
+    """`generate_replies` with the KV-layer version guard closed: plain DynamicCache layers."""
+    from replyrl import generation
+
+    guard = generation.KV_LAYER_TRANSFORMERS
+    generation.KV_LAYER_TRANSFORMERS = "<0"
+    generation._kv_layer_class.cache_clear()
+    try:
+        return generation.generate_replies(model, tok, tweets, cfg)
+    finally:
+        generation.KV_LAYER_TRANSFORMERS = guard
+        generation._kv_layer_class.cache_clear()
 
 
 def sweep(model, tok, tweets, common: dict, sizes: list[int], console) -> None:
@@ -154,8 +170,10 @@ def main() -> None:
         "batched": generate_replies,
         "per-prompt loop": generate_replies,
         "generate(), batched": generate_baseline,
+        "batched, plain KV": plain_kv_replies,
     }
     sides["generate(), batched"] = sides["batched"]
+    sides["batched, plain KV"] = sides["batched"]
     times: dict[str, list[float]] = {k: [] for k in sides}
     replies: dict[str, list[list[str]]] = {}
     for rep in range(args.repeats):
@@ -177,7 +195,8 @@ def main() -> None:
     table.add_column("")
     for k in sides:
         table.add_column(k, justify="right")
-    table.add_row("prompts per forward pass", str(args.batch_prompts), "1", str(args.batch_prompts))
+    b = str(args.batch_prompts)
+    table.add_row("prompts per forward pass", b, "1", b, b)
     table.add_row("median seconds", *(f"{statistics.median(times[k]):.1f}" for k in sides))
     table.add_row("replies/s", *(f"{rate[k]:.2f}" for k in sides))
     console.print(table)
@@ -188,6 +207,15 @@ def main() -> None:
     console.print(
         f"batched / transformers generate(), same batches = "
         f"{rate['batched'] / rate['generate(), batched']:.2f}x"
+    )
+    same_kv = sum(
+        a == b
+        for x, y in zip(replies["batched"], replies["batched, plain KV"])
+        for a, b in zip(x, y)
+    )
+    console.print(
+        f"batched reserved KV / plain KV = {rate['batched'] / rate['batched, plain KV']:.2f}x "
+        f"(identical replies {same_kv}/{n_replies})"
     )
 
 

@@ -8,6 +8,11 @@ K, completion length, temperature, seed and CPU settings:
                composite engagement reward (the heuristic alone unless --rm names a reward model)
                plus the additive diversity credit: α = 0, β = 1, λ = 0.2
   (c) hybrid   the same with the SFT term: α = 0.3, β = 0.5, λ = 0.2
+  (d) fast     (b) with fast rollouts (`grpo.rollout_backend=fast`: replyrl's decode loop in
+               TRL's generation hook, replyrl.training.rollout); target ≤ 0.6× plain TRL on a CPU
+
+(a)–(c) sample with TRL's `generate` (`grpo.rollout_backend=trl`), so b/a and c/a measure our
+objective's overhead alone; d/a is what `grpo.rollout_backend: fast` buys.
 
 All three are built once. After `--warmup` untimed rounds, each of `--rounds` rounds runs one
 optimizer step of every trainer, in an order that rotates from round to round, so that load from
@@ -18,12 +23,13 @@ backward), then gradient clipping, `optimizer.step()`, the LR scheduler and `zer
 
 Printed: the median seconds/step of each trainer (wall and process CPU time: on a shared machine
 CPU time is the steadier of the two; generation time also follows the completions' length, printed
-too), the ratios b/a and c/a against the targets (≤ 1.10 and ≤ 1.30), where each trainer's time goes (rollout generation, reward functions, the rest
+too), the ratios b/a, c/a and d/a against the targets (≤ 1.10, ≤ 1.30 and ≤ 0.60), where each trainer's time goes (rollout generation, reward functions, the rest
 of TRL's scoring, and loss+backward+optimizer), and the process's peak RSS (target ≤ 4 GB;
 with three trainers in one process this overstates one trainer's peak: run `--variants grpo` for that).
 
     python benchmarks/bench_grpo_step.py [--rounds 5] [--warmup 1] [--k 4] [--tokens 32] [--prompts 2]
-                                         [--threads 1] [--variants trl,grpo,hybrid] [--rm RM_DIR]
+                                         [--threads 1] [--variants trl,grpo,hybrid,fast] [--rm RM_DIR]
+                                         [--device cpu]
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = {"grpo": 1.10, "hybrid": 1.30}
+TARGETS = {"grpo": 1.10, "hybrid": 1.30, "fast": 0.60}
 PHASES = ("generate", "rewards", "scoring_other", "loss_backward_opt")
 
 
@@ -73,6 +79,11 @@ def train_config(recipe: str, args: argparse.Namespace, out: Path):
     from replyrl.training.config import TrainConfig
 
     weights = {
+        "fast": [
+            "objective.sft_weight=0",
+            "objective.pg_weight=1",
+            "objective.diversity_weight=0.2",
+        ],
         "grpo": [
             "objective.sft_weight=0",
             "objective.pg_weight=1",
@@ -95,8 +106,8 @@ def train_config(recipe: str, args: argparse.Namespace, out: Path):
         f"grpo.prompts_per_step={args.prompts}",
         f"grpo.max_completion_length={args.tokens}",
         "grpo.temperature=1.0",
-        "optim.bf16=false",
-        "optim.use_cpu=true",
+        f"grpo.rollout_backend={'fast' if recipe == 'fast' else 'trl'}",
+        f"device={args.device}",
         "optim.gradient_checkpointing=false",
         "optim.report_to=[]",
         "optim.sample_every=0",
@@ -105,14 +116,15 @@ def train_config(recipe: str, args: argparse.Namespace, out: Path):
         f"optim.max_steps={args.rounds + args.warmup}",
         *weights[recipe],
     ]
-    return load_config(TrainConfig, ROOT / "configs" / "train" / f"{recipe}.yaml", overrides)
+    path = ROOT / "configs" / "train" / f"{'grpo' if recipe == 'fast' else recipe}.yaml"
+    return load_config(TrainConfig, path, overrides)
 
 
 def build_variants(args: argparse.Namespace, out: Path) -> list[Variant]:
     from transformers import set_seed
     from trl import GRPOTrainer
 
-    from replyrl.training.run import _lora, _policy, build_trainer
+    from replyrl.training.run import _lora, _policy, build_trainer, runtime
 
     built: dict[str, object] = {}
     for name in sorted(
@@ -125,7 +137,7 @@ def build_variants(args: argparse.Namespace, out: Path) -> list[Variant]:
         # plain TRL with the very same GRPOConfig, dataset, tokenizer and LoRA config as ours
         cfg = train_config("grpo", args, out / "trl")
         ours = next(iter(built.values()), None) or build_trainer(cfg, out / "trl")
-        model, tok = _policy(cfg)
+        model, tok = _policy(cfg, runtime(cfg)[1])
         set_seed(0)
         built[name] = GRPOTrainer(
             model=model,
@@ -223,7 +235,12 @@ def main() -> int:
         default="",
         help="reward model folder for the composite reward (default: heuristic only)",
     )
-    ap.add_argument("--variants", default="trl,grpo,hybrid", help="comma list of trl, grpo, hybrid")
+    ap.add_argument(
+        "--variants",
+        default="trl,grpo,hybrid,fast",
+        help="comma list of trl, grpo, hybrid, fast",
+    )
+    ap.add_argument("--device", default="cpu", help="auto, cpu or cuda (device=… of the runs)")
     ap.add_argument(
         "--threads",
         type=int,
@@ -233,8 +250,8 @@ def main() -> int:
     )
     args = ap.parse_args()
     args.variants = [x.strip() for x in args.variants.split(",") if x.strip()]
-    if unknown := set(args.variants) - {"trl", "grpo", "hybrid"}:
-        ap.error(f"unknown variants {sorted(unknown)}: choose from trl, grpo, hybrid")
+    if unknown := set(args.variants) - {"trl", "grpo", "hybrid", "fast"}:
+        ap.error(f"unknown variants {sorted(unknown)}: choose from trl, grpo, hybrid, fast")
 
     import torch
 

@@ -48,14 +48,15 @@ def main(root: Path) -> None:
     print(f"\nAlarms fired: {len(fired)}")
     for a in fired:
         print(f"- {a['model']}: {a['name']} — {a['message']}")
-    sig = [
-        c for c in s["comparisons"] if c.get("p") is not None and c["p"] < 0.05 and c["a"] == "base"
-    ]
-    print(f"\nMann–Whitney p < 0.05 against base: {len(sig)}")
+    for v in s.get("verdicts") or []:
+        print(f"- {v['id']} {v['verdict'].upper()}: {v['claim']} — {v['why']}")
+    sig = [c for c in s["comparisons"] if c.get("p_holm") is not None and c["p_holm"] < 0.05]
+    print(f"\nPaired comparisons against {s['baseline']} with Holm-adjusted p < 0.05: {len(sig)}")
     for c in sig:
         print(
-            f"- {c['metric']}: base {c['mean_a']:.3f} vs {c['b']} {c['mean_b']:.3f} "
-            f"(p = {c['p']:.3g}, d = {c['d']:.2f})"
+            f"- {c['metric']}: {c['a']} {c['mean_a']:.3f} vs {c['b']} {c['mean_b']:.3f} "
+            f"(diff {c['diff']:+.3f}, p = {c['p']:.3g}, Holm {c['p_holm']:.3g}, d_z = "
+            f"{c['effect_size'] if c['effect_size'] is None else round(c['effect_size'], 2)})"
         )
     for kind in ("proxy", "gold"):
         v = json.loads((root / "rewards" / kind / "validation" / "validation.json").read_text())

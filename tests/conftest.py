@@ -36,3 +36,14 @@ def policy():
     from replyrl.models import load_policy
 
     return load_policy()
+
+
+@pytest.fixture(scope="session")
+def synth_file(tmp_path_factory):
+    """A small synthetic records file (12 tweets, simulated audience), written once per session."""
+    from replyrl.data.synth import synthesize
+    from replyrl.records import write_records
+
+    path = tmp_path_factory.mktemp("synth") / "synth12.jsonl"
+    write_records(path, synthesize(n_tweets=12, seed=0))
+    return path

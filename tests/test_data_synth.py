@@ -72,3 +72,15 @@ def test_synthetic_likes_follow_the_audience(encoder):
     generic = [r.reply_likes for r in recs if r.extra["reply_kind"] == "generic"]
     question = [r.reply_likes for r in recs if r.extra["reply_kind"] == "question"]
     assert np.mean(generic) < np.mean(question)
+
+
+def test_audience_v2_does_not_reward_an_echo_of_the_tweet(encoder):
+    tweet = "Just finished my first marathon and I'm honestly proud of it."
+    echo = "Just finished my first marathon and I'm honestly proud of it!"
+    genuine = "Congrats! How did you pace the last few miles? I'm training for my first one."
+    a = audience_engagement([tweet] * 2, [echo, genuine], encoder)
+    assert a[1] > a[0]
+    from replyrl.data.synth import AUDIENCE_VERSION
+
+    recs = synthesize(n_tweets=2, seed=0, encoder=encoder)
+    assert {r.extra["audience_version"] for r in recs} == {AUDIENCE_VERSION} == {2}

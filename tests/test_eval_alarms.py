@@ -89,13 +89,17 @@ def test_agreed_model_raises_length_and_duplicate_alarms_copy_raises_none(tmp_pa
         },
     )
     fired = {(a["model"], a["name"]) for a in summary["alarms"] if a["triggered"]}
-    assert fired == {("agreed", "length_collapse"), ("agreed", "duplicates")}
+    assert fired == {
+        ("agreed", "length_collapse"),
+        ("agreed", "length_drift"),
+        ("agreed", "duplicates"),
+    }
     checked = {(a["model"], a["name"]) for a in summary["alarms"]}
     assert ("copy", "high_proxy_low_relevance") in checked
-    assert ("agreed", "proxy_gold_divergence") in checked  # gold falls, but so does the proxy
+    assert ("agreed", "proxy_up_audience_flat") in checked  # audience falls, but so does the proxy
     for a in summary["alarms"]:
         if a["triggered"]:
-            assert a["examples"] and all(e["reply"] == "Agreed!" for e in a["examples"])
+            assert a["examples"] and all(e["reply"] == "Agreed!" for e in a["examples"]), a
     agreed = summary["models"]["agreed"]["metrics"]
     assert agreed["duplicate_rate"]["mean"] == pytest.approx(0.75)
     assert agreed["self_bleu"]["mean"] == pytest.approx(100.0)
@@ -112,8 +116,8 @@ def test_agreed_model_raises_length_and_duplicate_alarms_copy_raises_none(tmp_pa
         raise AssertionError(f"summary.json is not strict JSON: {const}")
 
     strict = json.loads((tmp_path / "summary.json").read_text(), parse_constant=no_nan)
-    d = next(c["d"] for c in strict["comparisons"] if c["metric"] == "pass@4")
-    assert d is None  # constant samples (all 1 vs all 0): infinite d is written as null
+    d = next(c["effect_size"] for c in strict["comparisons"] if c["metric"] == "pass@4")
+    assert d is None  # constant differences (all −1): an infinite d_z is written as null
 
 
 def _rows(proxy, gold, relevance, replies=None):
@@ -153,10 +157,24 @@ def test_divergence_and_offtopic_alarms_name_their_examples():
         )
         for i in range(10)
     ]
+
+    def comps(rows, base_rows):
+        from dataclasses import asdict
+
+        from replyrl.evaluation.stats import paired_compare
+
+        def per(rs, key):
+            return {0: {r["tweet_id"]: float(np.mean(r["reply_scores"][key])) for r in rs}}
+
+        return {
+            k: asdict(paired_compare(k, "m", "b", per(rows, k), per(base_rows, k)))
+            for k in ("proxy", "gold")
+        }
+
     alarms = {
         a["name"]: a
         for a in run_alarms(
-            "hacked", hacked, AlarmConfig(), base="base", base_rows=base, gold_key="gold"
+            "hacked", hacked, AlarmConfig(), base="base", base_rows=base, comps=comps(hacked, base)
         )
     }
     assert alarms["proxy_gold_divergence"]["triggered"]
@@ -166,7 +184,57 @@ def test_divergence_and_offtopic_alarms_name_their_examples():
     calm = {
         a["name"]: a
         for a in run_alarms(
-            "base", base, AlarmConfig(), base="other", base_rows=base, gold_key="gold"
+            "base",
+            base,
+            AlarmConfig(),
+            base="other",
+            base_rows=base,
+            comps=comps(base, base),
+            train_length=30.0,  # the replies' own length: no drift
         )
     }
     assert not any(a["triggered"] for a in calm.values())
+
+
+def test_proxy_up_audience_flat_fires_on_synthetic_data():
+    """The proxy rises against the baseline while the exact audience does not: the alarm fires
+    even though a learned gold RM (sharing the proxy's bias) would have risen with it."""
+    rng = np.random.default_rng(1)
+    rows, base = [], []
+    for i in range(12):
+        r = _rows([0.5] * 4, [0.5] * 4, [0.6] * 4)
+        r["reply_scores"]["audience"] = [0.6] * 4
+        b = {**r, "tweet_id": f"t{i}", "reply_scores": dict(r["reply_scores"])}
+        base.append(b)
+        up = dict(b["reply_scores"])
+        up["proxy"] = list(0.8 + 0.01 * rng.standard_normal(4))
+        up["audience"] = list(0.6 + 0.01 * rng.standard_normal(4))
+        rows.append({**b, "reply_scores": up})
+
+    from dataclasses import asdict
+
+    from replyrl.evaluation.stats import paired_compare
+
+    def per(rs, key):
+        return {0: {r["tweet_id"]: float(np.mean(r["reply_scores"][key])) for r in rs}}
+
+    comps = {
+        k: asdict(paired_compare(k, "m", "b", per(rows, k), per(base, k)))
+        for k in ("proxy", "audience")
+    }
+    alarms = {a["name"]: a for a in run_alarms("m", rows, AlarmConfig(), "b", base, comps)}
+    assert alarms["proxy_up_audience_flat"]["triggered"]
+    assert "does not rise" in alarms["proxy_up_audience_flat"]["message"]
+
+
+def test_length_drift_against_the_training_replies():
+    rows = [
+        dict(_rows([0.5], [0.5], [0.6], replies=["x" * 190]), tweet_id=f"t{i}") for i in range(3)
+    ]
+    (drift,) = [
+        a
+        for a in run_alarms("m", rows, AlarmConfig(), train_length=90.0)
+        if a["name"] == "length_drift"
+    ]
+    assert drift["triggered"] and drift["value"] == pytest.approx(100 / 90)
+    assert "training split" in drift["message"]

@@ -127,13 +127,15 @@ def test_report_with_seeds_logs_and_rebuild(tmp_path, encoder):
     grpo = s["models"]["grpo"]["metrics"]["proxy"]
     assert grpo["n_seeds"] == 2 and grpo["n"] == 8
     assert set(s["training"]) == {"grpo__seed0", "grpo__seed1"}
-    assert {(c["a"], c["b"]) for c in s["comparisons"]} == {("base", "grpo")}
+    assert {(c["a"], c["b"]) for c in s["comparisons"]} == {("grpo", "base")}
+    assert {c["unit"] for c in s["comparisons"]} == {"seed"}  # two seeds: the seed is the unit
     html = (out / "report.html").read_text()
     imgs = re.findall(r"<img [^>]*src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)
     assert len(imgs) == 4  # pass@k, diversity-quality, engagement vs KL, training curves
     assert "SYNTHETIC" not in html
     md = (out / "report.md").read_text()
     assert "| grpo |" in md and "seeds" in md
+    assert "p (Holm)" in md and "p pooled (secondary)" in md
     (out / "report.html").unlink()
     from replyrl.cli import app
 

@@ -116,3 +116,56 @@ def test_sampling_config_rejects_bad_values():
     ):
         with pytest.raises(ValueError):
             SamplingConfig(**bad)
+
+
+def test_the_locked_transformers_gets_the_reserved_kv_layer():
+    # when the lock moves to a transformers the layer was not tested with, this fails: re-run
+    # the greedy test above and benchmarks/bench_generate.py, then widen KV_LAYER_TRANSFORMERS
+    from replyrl import generation
+
+    assert generation._kv_layer_class() is not None
+
+
+def test_without_the_reserved_kv_layer_the_replies_are_the_same(policy, monkeypatch):
+    """The fallback for a transformers the private-API layer was not tested with: plain
+    `DynamicCache` layers, the same replies."""
+    import transformers
+    from transformers.cache_utils import DynamicLayer
+
+    from replyrl import generation
+
+    model, tok = policy
+    tweets = ["Coffee or tea?", "Monday again, and the coffee machine is broken."]
+    cfg = SamplingConfig(n=2, max_new_tokens=8, batch_prompts=2, seed=1)
+    reserved = generate_replies(model, tok, tweets, cfg)
+    monkeypatch.setattr(transformers, "__version__", "5.99.0")
+    generation._kv_layer_class.cache_clear()
+    try:
+        assert generation._kv_layer_class() is None
+        assert all(type(x) is DynamicLayer for x in generation.new_cache(model, 4).layers)
+        assert generate_replies(model, tok, tweets, cfg) == reserved
+    finally:
+        generation._kv_layer_class.cache_clear()
+
+
+def test_generate_backend_is_greedy_equal_seeded_and_leaves_the_rng_alone(policy):
+    model, tok = policy
+    tweets = ["Coffee or tea?", "Just finished my first marathon after two years of training!"]
+    greedy = dict(n=2, max_new_tokens=8, batch_prompts=2, top_k=1)
+    loop = generate_replies(model, tok, tweets, SamplingConfig(backend="loop", **greedy))
+    assert (
+        generate_replies(model, tok, tweets, SamplingConfig(backend="generate", **greedy)) == loop
+    )
+    cfg = SamplingConfig(n=3, max_new_tokens=8, seed=2, backend="generate")
+    state = torch.get_rng_state()
+    one = generate_replies(model, tok, tweets, cfg)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert [len(r) for r in one] == [3, 3] and one == generate_replies(model, tok, tweets, cfg)
+
+
+def test_auto_backend_is_the_loop_on_cpu_and_generate_on_a_gpu():
+    from replyrl.generation import resolve_backend
+
+    assert resolve_backend("auto", "cpu") == "loop"
+    assert resolve_backend("auto", "cuda") == "generate"
+    assert resolve_backend("generate", "cpu") == "generate"

@@ -130,7 +130,8 @@ def test_call_chat_format_prompt_and_completion_and_log_metric():
     assert len(out) == 1 and math.isfinite(out[0])
     assert logged["rewards/relevance/mean"] == pytest.approx(0.0, abs=1e-6)
     assert set(logged) == {
-        f"rewards/{c}/mean" for c in ("relevance", "length", "sentiment", "uniqueness", "safety")
+        f"rewards/{c}/mean"
+        for c in ("relevance", "echo", "length", "sentiment", "uniqueness", "safety")
     }
 
 

@@ -26,8 +26,12 @@ def make_run(
     adapters: bool = True,
     instruction: str | None = "Reply like a friend.",
     reward: dict | None = None,
+    run_rewards: dict[str, dict] | None = None,
+    proxy: bool = True,
 ) -> Path:
-    """A pipeline output folder as `replyrl pipeline` leaves it (adapters are stubs)."""
+    """A pipeline output folder as `replyrl pipeline` leaves it (adapters are stubs): `reward` is
+    the pipeline's reward section, `run_rewards` a run's own (default: the pipeline's)."""
+    reward = reward or {"kind": "composite", "learned_weight": 0.7, "heuristic_weight": 0.3}
     seeds = seeds or {}
     summary = {"models": {}, "metrics": []}
     for name, metrics in models.items():
@@ -46,20 +50,15 @@ def make_run(
                 path.mkdir(parents=True)
                 (path / "adapter_config.json").write_text("{}")
                 cfg = {"data": {"instruction": instruction}} if instruction else {"data": {}}
+                cfg["reward"] = (run_rewards or {}).get(name, reward)
                 (path.parent / "config.yaml").write_text(yaml.safe_dump(cfg))
         summary["models"][name] = {"runs": runs, "metrics": metrics}
     (root / "eval").mkdir(parents=True, exist_ok=True)
     (root / "eval" / "summary.json").write_text(json.dumps(summary))
-    (root / "rewards" / "proxy").mkdir(parents=True, exist_ok=True)
-    (root / "rewards" / "proxy" / "config.json").write_text("{}")
-    (root / "pipeline_config.json").write_text(
-        json.dumps(
-            {
-                "name": root.name,
-                "reward": reward or {"learned_weight": 0.7, "heuristic_weight": 0.3},
-            }
-        )
-    )
+    if proxy:
+        (root / "rewards" / "proxy").mkdir(parents=True, exist_ok=True)
+        (root / "rewards" / "proxy" / "config.json").write_text("{}")
+    (root / "pipeline_config.json").write_text(json.dumps({"name": root.name, "reward": reward}))
     return root
 
 
@@ -104,28 +103,53 @@ def test_resolve_run_picks_adapter_reward_weights_and_instruction(tmp_path):
     c = resolve_run(root)
     assert c.name == "hybrid" and c.seed == 2  # the first seed listed, not the luckiest
     assert c.adapter == root / "experiments" / "hybrid" / "seed_2" / "adapter"
-    assert c.reward == root / "rewards" / "proxy"
+    assert c.reward == root / "rewards" / "proxy" and c.reward_kind == "composite"
     assert (c.learned_weight, c.heuristic_weight) == (0.7, 0.3)
     assert c.instruction == "Reply like a friend."
-    assert "highest mean audience (0.600) of 3 evaluated models" in c.reason
+    assert c.reason == (
+        "hybrid: highest mean audience (0.600) of 3 evaluated models; "
+        "ranked by its proxy reward model + heuristic"
+    )
     assert c.label == "hybrid, seed 2 from demo"
     d = resolve_run(root, recipe="dpo")
-    assert d.name == "dpo" and d.reason == "dpo: chosen with --recipe"
+    assert d.name == "dpo" and d.reason.startswith("dpo: chosen with --recipe; ")
     b = resolve_run(root, recipe="base")
     assert b.adapter is None and b.seed is None and b.instruction == DEFAULT_INSTRUCTION
 
 
+@pytest.mark.parametrize(
+    "run_reward, kind, note",
+    [
+        (
+            {"kind": "learned", "model": "elsewhere/proxy"},
+            "learned",
+            "ranked by its proxy reward model",
+        ),
+        ({"kind": "heuristic"}, "heuristic", "ranked by the heuristic it trained against"),
+        (
+            {"kind": "audience"},
+            "composite",
+            "trained on the simulated audience (synthetic only): ranked by its proxy reward model"
+            " + heuristic",
+        ),
+        ({}, "composite", "ranked by its proxy reward model + heuristic"),  # not recorded
+    ],
+)
+def test_ranking_reward_is_the_one_the_run_optimised(tmp_path, run_reward, kind, note):
+    root = make_run(tmp_path / "r", {"grpo": _metrics(gold=0.2)}, run_rewards={"grpo": run_reward})
+    c = resolve_run(root)
+    assert c.reward_kind == kind and c.reason.endswith(note)
+    assert c.reward == (None if kind == "heuristic" else root / "rewards" / "proxy")
+    if run_reward.get("kind") == "audience":  # the pipeline's composite weights
+        assert (c.learned_weight, c.heuristic_weight) == (0.7, 0.3)
+
+
 def test_resolve_run_falls_back_gracefully(tmp_path):
-    # No instruction in the run's config, a heuristic-only pipeline, no pipeline_config weights.
-    root = make_run(
-        tmp_path / "r",
-        {"sft": _metrics(proxy=0.2)},
-        instruction=None,
-        reward={"train_with_learned": False},
-    )
+    # No instruction recorded; no proxy RM folder (a heuristic-only pipeline): the heuristic ranks.
+    root = make_run(tmp_path / "r", {"sft": _metrics(proxy=0.2)}, instruction=None, proxy=False)
     c = resolve_run(root)
     assert c.instruction == DEFAULT_INSTRUCTION and c.reward is None
-    assert (c.learned_weight, c.heuristic_weight) == (0.6, 0.4)
+    assert c.reward_kind == "heuristic" and "no proxy reward model" in c.reason
     # The adapter moved with the folder: the recorded absolute path is stale, the layout is not.
     moved = tmp_path / "moved"
     root.rename(moved)
@@ -142,6 +166,7 @@ def test_resolve_run_falls_back_gracefully(tmp_path):
         ("no-adapter", "model 'sft' is in eval/summary.json but its adapter is missing"),
         ("unknown-recipe", "--recipe 'ppo' is not in"),
         ("bad-weight", "reward.learned_weight must be a finite number >= 0"),
+        ("bad-kind", "unknown reward kind 'oracle'"),
     ],
 )
 def test_bad_run_folders_are_one_clear_error(tmp_path, breakage, message):
@@ -159,8 +184,12 @@ def test_bad_run_folders_are_one_clear_error(tmp_path, breakage, message):
             (root / "eval" / "summary.json").write_text('{"models": {}}')
         elif breakage == "unknown-recipe":
             recipe = "ppo"
-        elif breakage == "bad-weight":
-            (root / "pipeline_config.json").write_text('{"reward": {"learned_weight": "lots"}}')
+        elif breakage in ("bad-weight", "bad-kind"):
+            bad = {"kind": "composite", "learned_weight": "lots"}
+            if breakage == "bad-kind":
+                bad = {"kind": "oracle"}
+            cfg = root / "experiments" / "sft" / "seed_0" / "config.yaml"
+            cfg.write_text(yaml.safe_dump({"reward": bad}))
     with pytest.raises(RunError) as e:
         resolve_run(root, recipe)
     assert message in str(e.value) and "\n" not in str(e.value)

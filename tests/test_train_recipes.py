@@ -65,7 +65,7 @@ def test_hybrid_trains_and_logs_every_term(tmp_path):
         "entropy",
         "rewards/engagement/mean",
         "rewards/relevance/mean",
-        "diversity/credit_mean",
+        "diversity/sibling_distance_mean",
         "diversity/pairwise_distance",
         "completions/mean_length",
         "objective/lambda",

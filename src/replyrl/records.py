@@ -7,16 +7,20 @@ write the bad lines verbatim to a rejects file. Nothing is dropped without being
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import json
 import math
+import re
+import unicodedata
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from replyrl.errors import ArtifactNotFoundError, InputError, UserError
 from replyrl.io import atomic_write_bytes
 
 REQUIRED_TEXT = ("tweet_id", "tweet", "reply")
@@ -34,6 +38,32 @@ _JSON_TYPES = {
     dict: "object",
 }
 MAX_SECONDS = 1e10  # ~317 years: no reply comes later than that; larger values are corrupt data
+MAX_TEXT_CHARS = 10_000
+"""Longest text a field may hold: a tweet is at most 4,000 characters even for paying X users (the
+web app caps pasted tweets at 2,000), so longer is a broken export (e.g. a whole file in one CSV
+cell)."""
+ID_FIELDS = ("tweet_id", "reply_id")
+# Characters that print as nothing: text made only of these (and whitespace) counts as empty.
+# Categories Cc/Cf/Zs/Zl/Zp (controls, zero-width and format marks, spaces) plus the letters and
+# marks that render blank: Hangul fillers, the braille blank, the combining grapheme joiner and
+# variation selectors.
+_BLANK_CATEGORIES = {"Cc", "Cf", "Zs", "Zl", "Zp"}
+_BLANK_CHARS = set("\u115f\u1160\u3164\uffa0\u2800\u034f") | {
+    chr(c) for c in [*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)]
+}
+_ASCII_INT = re.compile(r"[+-]?[0-9]+")
+_ASCII_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_MISSING_WORDS = {
+    "nan",
+    "inf",
+    "-inf",
+    "+inf",
+    "infinity",
+    "-infinity",
+    "+infinity",
+    "none",
+    "null",
+}
 
 
 @dataclass
@@ -99,15 +129,25 @@ class RowError:
         return f"{where}:{fld} {self.reason} (value: {value})"
 
 
-class DataError(Exception):
-    """Raised when input data is invalid; carries every row error found (up to a cap)."""
+class DataError(UserError):
+    """Raised when input data is invalid; carries every row error found (up to a cap).
+
+    The message's first line names the first bad row (file, line, field, value, reason) and what
+    to do; the other rows follow, one per line.
+    """
 
     def __init__(self, errors: list[RowError], total: int | None = None, hint: str = ""):
         self.errors = errors
         self.total = total if total is not None else len(errors)
-        shown = "\n".join(f"  {e}" for e in errors)
-        more = f"\n  ... and {self.total - len(errors)} more" if self.total > len(errors) else ""
-        super().__init__(f"{self.total} invalid row(s):\n{shown}{more}{hint}")
+        todo = hint or ("fix the row" if self.total == 1 else "fix these rows")
+        if self.total == 1:
+            msg = f"{errors[0]}; {todo}"
+        else:
+            msg = f"{self.total} invalid rows, the first: {errors[0]}; {todo}"
+            msg += "".join(f"\n  {e}" for e in errors[1:])
+            if self.total > len(errors):
+                msg += f"\n  ... and {self.total - len(errors)} more"
+        super().__init__(msg)
 
 
 @dataclass
@@ -149,10 +189,8 @@ def parse_row(row: dict[str, Any], file: str, line: int) -> tuple[Record | None,
             vals[f] = str(v)  # numeric ids are common in exports
         elif not isinstance(v, str):
             err(f, v, f"expected a string, got {_type_name(v)}")
-        elif not v.strip():
-            err(f, v, "empty text after stripping whitespace")
-        elif _has_surrogate(v):
-            err(f, v, "text holds a lone surrogate (invalid Unicode, cannot be written as UTF-8)")
+        elif reason := _text_problem(f, v):
+            err(f, v, reason)
         else:
             vals[f] = v
     for f in COUNT_FIELDS:
@@ -185,13 +223,16 @@ def parse_row(row: dict[str, Any], file: str, line: int) -> tuple[Record | None,
         v = row.get(f)
         if v is None or v == "":
             continue
+        if isinstance(v, float) and not math.isfinite(v):
+            err(f, v, "expected a string, got a non-finite number (NaN/Infinity)")
+            continue
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             v = str(v)
         if not isinstance(v, str):
             err(f, v, f"expected a string, got {_type_name(v)}")
-        elif _has_surrogate(v):
-            err(f, v, "text holds a lone surrogate (invalid Unicode, cannot be written as UTF-8)")
-        else:
+        elif (reason := _text_problem(f, v)) and not reason.startswith("empty"):
+            err(f, v, reason)
+        elif not reason:
             vals[f] = v
     extra = {k: v for k, v in row.items() if k not in KNOWN_FIELDS}
     for k, v in extra.items():
@@ -199,9 +240,48 @@ def parse_row(row: dict[str, Any], file: str, line: int) -> tuple[Record | None,
         reason = _json_unsafe(v)
         if reason or _has_surrogate(k):
             err(k, v, f"unknown field holds {reason or 'a lone surrogate in its name'}")
+        elif isinstance(v, str) and len(v) > MAX_TEXT_CHARS:
+            err(k, v, f"text is {len(v):,} characters long, more than the {MAX_TEXT_CHARS:,} cap")
     if errs:
         return None, errs
     return Record(**vals, extra=extra), []
+
+
+def _text_problem(field: str, text: str) -> str:
+    """Why `text` cannot be the value of a text field ('' when it can)."""
+    if is_blank(text):
+        return (
+            "empty text after stripping whitespace"
+            if not text.strip()
+            else "text holds only invisible or control characters (counts as empty)"
+        )
+    if _has_surrogate(text):
+        return "text holds a lone surrogate (invalid Unicode, cannot be written as UTF-8)"
+    if len(text) > MAX_TEXT_CHARS:
+        return f"text is {len(text):,} characters long, more than the {MAX_TEXT_CHARS:,} cap"
+    if field in ID_FIELDS and text.strip().lower() in _MISSING_WORDS:
+        return f"{text.strip()!r} is a missing-value marker (e.g. from a spreadsheet), not an id"
+    return ""
+
+
+def is_blank(text: str) -> bool:
+    """True when `text` prints as nothing: only whitespace, control, zero-width or format
+    characters (e.g. U+200B, U+FEFF, U+2060), or blank-rendering fillers (e.g. U+3164)."""
+    return all(
+        c.isspace() or c in _BLANK_CHARS or unicodedata.category(c) in _BLANK_CATEGORIES
+        for c in text
+    )
+
+
+def _number_text_problem(s: str, pattern: re.Pattern) -> str:
+    """Why a number written as text is refused ('' when it is plain ASCII digits)."""
+    if pattern.fullmatch(s) or s.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+        return ""
+    if "_" in s:
+        return "number holds an underscore (Python reads 1_000 as 1000, most tools do not): write plain digits"
+    if any(c.isdigit() or unicodedata.category(c) == "Nd" for c in s) and not s.isascii():
+        return "number uses non-ASCII digits: write it with 0-9"
+    return "expected a number, got text"
 
 
 def _as_count(v: Any) -> tuple[int, str]:
@@ -209,14 +289,13 @@ def _as_count(v: Any) -> tuple[int, str]:
         return 0, "expected an integer count, got a boolean"
     if isinstance(v, str):
         s = v.strip()
+        problem = _number_text_problem(s, _ASCII_NUMBER)
+        if problem:
+            return 0, problem.replace("expected a number", "expected an integer count")
         try:
-            v = int(s)
+            v = int(s) if _ASCII_INT.fullmatch(s) else float(s)
         except ValueError:
-            try:
-                f = float(s)
-            except ValueError:
-                return 0, "expected an integer count, got text"
-            v = f
+            return 0, "expected an integer count, got text"
     if isinstance(v, float):
         if not math.isfinite(v):
             return 0, "count is not finite"
@@ -236,6 +315,9 @@ def _as_number(v: Any) -> tuple[float, str]:
     if isinstance(v, bool):
         return 0.0, "expected a number, got a boolean"
     if isinstance(v, str):
+        problem = _number_text_problem(v.strip(), _ASCII_NUMBER)
+        if problem:
+            return 0.0, problem
         try:
             v = float(v.strip())
         except ValueError:
@@ -293,9 +375,10 @@ def _read_bytes(path: Path) -> bytes:
     try:
         with opener(path, "rb") as f:
             return f.read()
-    except (OSError, EOFError, zlib.error) as e:  # truncated or corrupt gzip
+    except (OSError, EOFError, zlib.error) as e:  # truncated or corrupt gzip, no permission
         raise DataError(
-            [RowError(str(path), 0, None, path.name, f"cannot read file ({e})")]
+            [RowError(str(path), 0, None, path.name, f"cannot read file ({e})")],
+            hint="check that it is a complete, readable JSONL, JSONL.gz or CSV file",
         ) from None
 
 
@@ -338,25 +421,71 @@ def _iter_csv(data: bytes):
     blines = data.splitlines(keepends=True)
     reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
+    repeated = ""
     start = 1
-    for cells in reader:
-        line, end = start, reader.line_num
-        start = end + 1
-        raw = b"".join(blines[line - 1 : end])  # a quoted cell may span several lines
-        if header is None:
-            header = [h.strip() for h in cells]
-            missing = [f for f in (*REQUIRED_TEXT, "reply_likes") if f not in header]
-            if missing:
-                # the rows below are still read: each fails on the missing field, so every line
-                # is counted and lands in the rejects file
-                yield line, raw, None, f"CSV header lacks required column(s): {', '.join(missing)}"
-            continue
-        if not any(c.strip() for c in cells):
-            continue
-        if len(cells) != len(header):
-            yield line, raw, None, f"CSV row has {len(cells)} cells, header has {len(header)}"
-            continue
-        yield line, raw, dict(zip(header, cells)), ""
+    with csv_field_limit(len(text) + 1):
+        for cells in _csv_rows(reader):
+            line, end = start, reader.line_num
+            start = end + 1
+            raw = b"".join(blines[line - 1 : end])  # a quoted cell may span several lines
+            if isinstance(cells, str):  # the csv module gave up: the rest of the file is one row
+                yield line, b"".join(blines[line - 1 :]), None, cells
+                return
+            if header is None:
+                header = [h.strip() for h in cells]
+                missing = [f for f in (*REQUIRED_TEXT, "reply_likes") if f not in header]
+                if missing:
+                    # the rows below are still read: each fails on the missing field, so every
+                    # line is counted and lands in the rejects file
+                    yield (
+                        line,
+                        raw,
+                        None,
+                        f"CSV header lacks required column(s): {', '.join(missing)}",
+                    )
+                repeated = ", ".join(repeated_names(header))
+                if repeated:
+                    yield line, raw, None, f"CSV header repeats column(s) {repeated}"
+                continue
+            if not any(c.strip() for c in cells):
+                continue
+            if repeated:  # which of two same-named cells is meant? every row is refused
+                yield line, raw, None, f"CSV header repeats column(s) {repeated}"
+            elif len(cells) != len(header):
+                yield line, raw, None, f"CSV row has {len(cells)} cells, header has {len(header)}"
+            else:
+                yield line, raw, dict(zip(header, cells)), ""
+
+
+def repeated_names(names: list[str]) -> list[str]:
+    """Column names given more than once, in order of first repeat."""
+    seen: set[str] = set()
+    return list(dict.fromkeys(n for n in names if n in seen or seen.add(n)))
+
+
+@contextlib.contextmanager
+def csv_field_limit(n: int):
+    """Let the csv module read cells of up to `n` characters (its default limit is 131,072), so
+    an over-long cell is read whole and refused by the text cap with its row named, instead of
+    stopping the parse; the data is in memory already, so the limit guards nothing here."""
+    old = csv.field_size_limit()
+    csv.field_size_limit(max(old, n))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
+def _csv_rows(reader):
+    """The reader's rows; a csv.Error becomes its message (a str) as the last item."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            yield f"CSV cannot be parsed from here on ({e})"
+            return
 
 
 def append_unique(records: list[Record], seen: set[tuple[str, str]], rec: Record) -> bool:
@@ -390,7 +519,9 @@ def load_records(
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"data file not found: {path}")
+        raise ArtifactNotFoundError(f"data file not found: {path}")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: give a records file (JSONL, JSONL.gz or CSV)")
     records: list[Record] = []
     errors: list[RowError] = []
     rejected: list[bytes] = []
@@ -413,7 +544,7 @@ def load_records(
         raise DataError(
             errors[:max_errors],
             total=len(errors),
-            hint="\nFix these rows, or pass --skip-invalid to write them to a rejects file.",
+            hint="fix the row(s), or pass --skip-invalid to write them to a rejects file",
         )
     return LoadResult(records, errors, rejected, dups, n_rows)
 

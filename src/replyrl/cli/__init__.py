@@ -7,6 +7,8 @@ import warnings
 
 import typer
 
+from replyrl.cli.common import BoundaryGroup, state
+
 # Offline by default (DESIGN §6): nothing reaches the network at run time unless the user unsets it.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -22,11 +24,15 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=BoundaryGroup,
 )
 
 
 @app.callback()
 def _root(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the traceback of expected errors too (for bug reports)."
+    ),
     verbose: bool = typer.Option(
         False, "--verbose", help="Show the libraries' progress bars, logs and trainer dicts."
     ),
@@ -34,6 +40,7 @@ def _root(
     """replyrl: data -> rewards -> training -> evaluation -> report, one CLI on top."""
     from replyrl.console import configure
 
+    state.debug = debug
     configure(verbose)
 
 

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from replyrl.cli.common import console, err_console, user_errors
+from replyrl.errors import InputError
 
 data_app = typer.Typer(
     help="Validate, import, label, split and pair engagement data.", no_args_is_help=True
@@ -100,16 +101,12 @@ def import_cmd(
     with user_errors():
         if fmt == "xapi":
             if mapping:
-                raise typer.BadParameter("--map applies to --format csv only")
+                raise InputError("--map applies to --format csv only")
             imp = import_xapi(file, skip_invalid=skip_invalid)
         elif fmt == "csv":
-            try:
-                cols = parse_mapping(mapping or [])
-            except ValueError as e:
-                raise typer.BadParameter(str(e)) from None
-            imp = import_csv(file, cols, skip_invalid=skip_invalid)
+            imp = import_csv(file, parse_mapping(mapping or []), skip_invalid=skip_invalid)
         else:
-            raise typer.BadParameter(f"--format must be xapi or csv, got {fmt!r}")
+            raise InputError(f"--format must be xapi or csv, got {fmt!r}")
         _report_load(imp.result, file, skip_invalid, rejects)
         for reason, n in sorted(imp.skipped.items()):
             _say(f"skipped {n:,}: {reason}")
@@ -128,9 +125,9 @@ def stats(
     from replyrl.data.labels import base_label, engagement_raw, fit_labeler
     from replyrl.data.splits import SplitConfig, split_records
 
-    if label not in LABEL_KINDS:
-        raise typer.BadParameter(f"--label must be one of {', '.join(LABEL_KINDS)}, got {label!r}")
     with user_errors():
+        if label not in LABEL_KINDS:
+            raise InputError(f"--label must be one of {', '.join(LABEL_KINDS)}, got {label!r}")
         res = _load(file, skip_invalid)
     recs = res.records
     if not recs:
@@ -207,10 +204,7 @@ def split(
     from replyrl.data.splits import SplitConfig, split_records, split_stats, write_splits
 
     with user_errors():
-        try:
-            cfg = SplitConfig(seed=seed, sft=sft, rl=rl, gold=gold, test=test)
-        except ValueError as e:
-            raise typer.BadParameter(str(e)) from None
+        cfg = SplitConfig(seed=seed, sft=sft, rl=rl, gold=gold, test=test)
         res = _load(file, skip_invalid)
         splits = split_records(res.records, cfg)
         write_splits(out, splits, cfg)
@@ -246,12 +240,9 @@ def pairs(
 
     with user_errors():
         res = _load(file, skip_invalid)
-        try:
-            ps = preference_pairs(
-                res.records, ratio=ratio, max_pairs_per_tweet=max_per_tweet, seed=seed
-            )
-        except ValueError as e:
-            raise typer.BadParameter(str(e)) from None
+        ps = preference_pairs(
+            res.records, ratio=ratio, max_pairs_per_tweet=max_per_tweet, seed=seed
+        )
         write_pairs(out, ps)
     n_tweets = len({p.tweet_id for p in ps})
     margin = np.mean([p.margin for p in ps]) if ps else float("nan")

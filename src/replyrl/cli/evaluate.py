@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from replyrl.cli.common import console, err_console, user_errors
+from replyrl.cli.common import console, user_errors
 
 
 def evaluate(
@@ -31,16 +31,10 @@ def evaluate(
     from replyrl.config import load_config
     from replyrl.evaluation.evaluate import EvalConfig, parse_models
     from replyrl.evaluation.evaluate import evaluate as run
-    from replyrl.evaluation.judge import JudgeError
 
     with user_errors():
         cfg = load_config(EvalConfig, config, set_)  # bad config fails before any model loads
-        try:
-            specs = parse_models(model)
-            summary = run(specs, data, out, cfg)
-        except (ValueError, JudgeError) as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False)
-            raise typer.Exit(2) from None
+        summary = run(parse_models(model), data, out, cfg)
     _print(summary, out)
 
 

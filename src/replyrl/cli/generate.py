@@ -16,15 +16,30 @@ def generate(
     max_new_tokens: int = typer.Option(48, help="Token budget per reply."),
     temperature: float = typer.Option(0.9, help="Sampling temperature in (0, 2]."),
     seed: int = typer.Option(0, help="Sampling seed."),
+    device: str = typer.Option(
+        "auto", help="Where the model runs: auto (cuda → mps → cpu), cpu, cuda, cuda:N, mps."
+    ),
+    backend: str = typer.Option(
+        "auto", help="Sampler: auto (loop on a CPU, generate on a GPU), loop, generate, vllm."
+    ),
 ) -> None:
     """Sample N replies to TWEET and print them."""
-    from replyrl.generation import SamplingConfig, generate_replies
-    from replyrl.models import load_policy
+    from replyrl.generation import SamplingConfig, load_sampler
 
     with user_errors():
-        cfg = SamplingConfig(n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
-        m, tok = load_policy(model)
-        replies = generate_replies(m, tok, [tweet], cfg)[0]
+        try:
+            cfg = SamplingConfig(
+                n=n,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                seed=seed,
+                backend=backend,
+            )
+        except ValueError as e:
+            from replyrl.config import ConfigError
+
+            raise ConfigError(str(e)) from None
+        replies = load_sampler(model, cfg, device)([tweet])[0]
     for i, r in enumerate(replies, 1):
         console.print(f"[bold]{i}.[/] {r}", highlight=False)
 

@@ -39,14 +39,7 @@ def pipeline(
         if out is not None:
             extra["out"] = str(out)
         cfg = load_config(PipelineConfig, config, set_, data=extra)
-        try:
-            result = run_pipeline(cfg, config, force=list(force or []))
-        except (
-            ValueError
-        ) as e:  # data too small for a stage, e.g. too few tweets for a reward model
-            from replyrl.config import ConfigError
-
-            raise ConfigError(f"pipeline stopped: {e}") from e
+        result = run_pipeline(cfg, config, force=list(force or []))
     _print(result["summary"], result["report"].parent)
     minutes = (time.time() - t0) / 60
     ran = ", ".join(result["ran"]) or "nothing (all stages up to date)"

@@ -121,14 +121,34 @@ def validate(
             rm.embeddings.save(disk)
     table = Table(
         title=f"Reward validation: {report['n_tweets']} held-out tweets, {report['n_records']} replies, "
-        f"{report['n_pairs']} SHP-style pairs (label: {report['label']})"
+        f"{report['n_pairs']} SHP-style pairs, {report['n_length_matched_pairs']} of them "
+        f"length-matched (label: {report['label']})",
+        caption=f"length-matched: {report['length_match_rule']}; Spearman | len: rank partial "
+        "correlation with the label, length partialled out"
+        + (
+            f"; audience: {report['n_audience_pairs']} within-tweet pairs ordered by the simulated "
+            f"audience ({report['n_audience_length_matched_pairs']} length-matched)"
+            if report["n_audience_pairs"]
+            else ""
+        ),
     )
-    for col in ("model", "pairwise acc", "Spearman", "Pearson"):
+    cols = ["model", "pairwise acc", "length-matched acc", "Spearman", "Spearman | len", "Pearson"]
+    if report["n_audience_pairs"]:
+        cols += ["audience acc", "audience acc, length-matched"]
+    for col in cols:
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, row in report["rows"].items():
-        table.add_row(
-            name, _pct(row["pairwise_accuracy"]), _num(row["spearman"]), _num(row["pearson"])
-        )
+        cells = [
+            name,
+            _pct(row["pairwise_accuracy"]),
+            _pct(row["length_matched_accuracy"]),
+            _num(row["spearman"]),
+            _num(row["spearman_given_length"]),
+            _num(row["pearson"]),
+        ]
+        if report["n_audience_pairs"]:
+            cells += [_pct(row["audience_accuracy"]), _pct(row["audience_length_matched_accuracy"])]
+        table.add_row(*cells)
     console.print(table)
     lo, hi = report["margin_ci95"]
     console.print(

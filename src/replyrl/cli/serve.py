@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from rich.markup import escape
 from replyrl.cli.common import console, err_console, user_errors
 
 _MODEL_HELP = "Policy: HF id, checkpoint or adapter folder (default: packaged SmolLM2)."
+_DEVICE_HELP = "Where the model and encoder run: auto (cuda → mps → cpu), cpu, cuda, cuda:N, mps."
 _REWARD_HELP = "Reward model folder: rank by the composite reward (learned + heuristic). Default: heuristic alone."
 _RUN_HELP = (
     "A finished pipeline folder (output/pipeline/NAME): use its best model (or --recipe) and its "
@@ -20,21 +20,6 @@ _RUN_HELP = (
 _RECIPE_HELP = "With --run: the model to use (a recipe or run name in its report, or 'base')."
 _TONE_HELP = "Tone preset: supportive, curious, witty or expert (default: the model's own prompt)."
 _VOICE_HELP = "Text file of a few of your past replies, one per line, used as style examples."
-
-
-@contextlib.contextmanager
-def _clear_errors():
-    """One line, exit code 2, for every expected error (bad tone/voice/run, bad reward folder)."""
-    from replyrl.errors import UserError
-
-    with user_errors():
-        try:
-            yield
-        except UserError as e:
-            err_console.print(
-                f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True
-            )
-            raise typer.Exit(2) from None
 
 
 def _prepare(model, reward, run, recipe, tone, voice):
@@ -74,6 +59,7 @@ def suggest(
         0.9, help="Encoder cosine above which replies are near-duplicates."
     ),
     max_new_tokens: int = typer.Option(48, help="Token budget per reply."),
+    device: str = typer.Option("auto", help=_DEVICE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Sample candidates in one batched call, drop near-duplicates, and print the best K, ranked."""
@@ -87,13 +73,19 @@ def suggest(
         )
     if not tweet.strip():
         raise typer.BadParameter("the tweet must not be empty", param_hint="TWEET")
-    with _clear_errors():
+    with user_errors():
         from replyrl.serve.loading import load_suggester
 
         cfg = SuggestConfig(oversample=oversample, dedup_threshold=dedup_threshold)
         chosen, style = _prepare(model, reward, run, recipe, tone, voice)
         suggester = load_suggester(
-            model, reward, max_new_tokens=max_new_tokens, cfg=cfg, run=chosen, style=style
+            model,
+            reward,
+            max_new_tokens=max_new_tokens,
+            cfg=cfg,
+            device=device,
+            run=chosen,
+            style=style,
         )
         result = suggester.suggest(tweet, k=k, temperature=temperature, seed=seed)
     if as_json:
@@ -167,8 +159,14 @@ def serve(
     suggestion_ttl: float = typer.Option(
         30.0, help="Minutes a shown answer can be picked (feedback for older ones is refused)."
     ),
+    device: str = typer.Option("auto", help=_DEVICE_HELP),
 ) -> None:
     """Run the local web app: paste a tweet, pick a reply, and feed your picks into reward training."""
+    import importlib.util
+
+    if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("fastapi") is None:
+        err_console.print("[bold red]error:[/] replyrl serve needs: pip install 'replyrl[serve]'")
+        raise typer.Exit(2)
     import uvicorn
 
     from replyrl.serve.app import create_app
@@ -191,14 +189,20 @@ def serve(
             f"[yellow]warning: listening on {host}: anyone who can reach it can use your model "
             "and write to your feedback file[/]"
         )
-    with _clear_errors():
+    with user_errors():
         from replyrl.serve.loading import load_suggester
 
         cfg = SuggestConfig(oversample=oversample, dedup_threshold=dedup_threshold)
         chosen, style = _prepare(model, reward, run, recipe, tone, voice)
         err_console.print("[dim]loading the model, encoder and reward (once)...[/]")
         suggester = load_suggester(
-            model, reward, max_new_tokens=max_new_tokens, cfg=cfg, run=chosen, style=style
+            model,
+            reward,
+            max_new_tokens=max_new_tokens,
+            cfg=cfg,
+            device=device,
+            run=chosen,
+            style=style,
         )
         app = create_app(
             suggester,

@@ -54,7 +54,7 @@ def train_seeds(
     from replyrl.training.run import train as run_train
 
     with user_errors():
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        seed_list = parse_seeds(seeds)
         for s in seed_list:
             cfg = _load(config, set_, s)
             out = run_dir_of(cfg)
@@ -68,6 +68,24 @@ def train_seeds(
                 argv=sys.argv,
             )
             console.print(f"[green]seed {s} done[/]: {out}")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`--seeds 0,1,2` as a list of distinct seeds; anything else is one clear error."""
+    from replyrl.config import SEED_MAX
+    from replyrl.errors import InputError
+
+    parts = [p.strip() for p in text.split(",")]
+    bad = next((p for p in parts if not (p.isascii() and p.isdigit() and int(p) <= SEED_MAX)), None)
+    if bad is not None or not parts:
+        raise InputError(
+            f"--seeds {text!r}: {bad!r} is not a seed (an integer in 0..{SEED_MAX}); "
+            "give comma-separated seeds like 0,1,2"
+        )
+    seeds = [int(p) for p in parts]
+    if len(set(seeds)) != len(seeds):
+        raise InputError(f"--seeds {text!r}: a seed is repeated; each seed runs once")
+    return seeds
 
 
 def register(app: typer.Typer) -> None:

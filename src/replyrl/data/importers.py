@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from replyrl.errors import ArtifactNotFoundError, InputError
 from replyrl.records import (
     KNOWN_FIELDS,
     DataError,
@@ -34,7 +35,9 @@ from replyrl.records import (
     Record,
     RowError,
     append_unique,
+    csv_field_limit,
     parse_row,
+    repeated_names,
 )
 
 
@@ -152,11 +155,16 @@ def import_csv(
                 )
             ]
         ) from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header is None:
+    with csv_field_limit(len(text) + 1):
+        try:
+            table = _csv_table(text)
+        except csv.Error as e:
+            raise DataError(
+                [RowError(str(path), 0, None, path.name, f"CSV cannot be parsed ({e})")]
+            ) from None
+    if not table:
         raise DataError([RowError(str(path), 1, None, "", "CSV file is empty (no header)")])
-    header = [h.strip() for h in header]
+    header = [h.strip() for h in table[0][1]]
     missing_src = [s for s in mapping if s not in header]
     if missing_src:
         raise DataError(
@@ -166,11 +174,24 @@ def import_csv(
             ]
         )
     names = [mapping.get(h, h) for h in header]
+    repeated = repeated_names(names)
+    if repeated:
+        raise DataError(
+            [
+                RowError(
+                    str(path),
+                    1,
+                    repeated[0],
+                    header,
+                    "column given more than once in the header"
+                    + (" (after --map renaming)" if names != header else "")
+                    + ": which one is meant? rename or drop one",
+                )
+            ]
+        )
     rows: list[tuple[int, dict]] = []
     shape_errors: list[RowError] = []
-    start = reader.line_num + 1
-    for cells in reader:
-        line, start = start, reader.line_num + 1
+    for line, cells in table[1:]:
         if not any(c.strip() for c in cells):
             continue
         if len(cells) != len(names):
@@ -191,13 +212,23 @@ def import_csv(
     return ImportResult(result)
 
 
+def _csv_table(text: str) -> list[tuple[int, list[str]]]:
+    """(line the row starts on, its cells) per CSV row (a quoted cell may span lines)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows, start = [], 1
+    for cells in reader:
+        rows.append((start, cells))
+        start = reader.line_num + 1
+    return rows
+
+
 def parse_mapping(items: list[str]) -> dict[str, str]:
     """Parse ['likes=reply_likes', ...] into {'likes': 'reply_likes'}."""
     out: dict[str, str] = {}
     for it in items:
         src, sep, dst = it.partition("=")
         if not sep or not src.strip() or not dst.strip():
-            raise ValueError(f"--map expects source_column=field, got {it!r}")
+            raise InputError(f"--map expects source_column=field, got {it!r}")
         out[src.strip()] = dst.strip()
     return out
 
@@ -205,7 +236,7 @@ def parse_mapping(items: list[str]) -> dict[str, str]:
 def _read_responses(path: Path) -> list[tuple[int, Any]]:
     """(number, response) pairs: list index + 1 for a JSON list/object, line number for JSONL."""
     if not path.exists():
-        raise FileNotFoundError(f"X API file not found: {path}")
+        raise ArtifactNotFoundError(f"X API file not found: {path}")
     raw = path.read_bytes()
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
@@ -228,11 +259,17 @@ def _read_responses(path: Path) -> list[tuple[int, Any]]:
         return list(enumerate(obj, start=1)) if isinstance(obj, list) else [(1, obj)]
     except json.JSONDecodeError:
         pass
+    except RecursionError:
+        raise DataError(
+            [RowError(str(path), 1, None, path.name, "JSON nested too deeply to be an export")]
+        ) from None
     out, errors = [], []
     for i, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             try:
                 out.append((i, json.loads(line)))
+            except RecursionError:
+                errors.append(RowError(str(path), i, None, line[:80], "JSON nested too deeply"))
             except json.JSONDecodeError as e:
                 errors.append(
                     RowError(str(path), i, None, line[:80], f"line is not valid JSON ({e})")
@@ -241,7 +278,7 @@ def _read_responses(path: Path) -> list[tuple[int, Any]]:
         raise DataError(
             errors[:50],
             total=len(errors),
-            hint="\nExpected one X API response object, a JSON list of them, or JSONL.",
+            hint="expected one X API response object, a JSON list of them, or JSONL",
         )
     return out
 
@@ -254,7 +291,7 @@ def _replied_to(tweet: dict) -> str | None:
 
 
 def _xapi_row(t: dict, parent: dict, users: dict[str, dict]) -> dict[str, Any]:
-    m, pm = t.get("public_metrics") or {}, parent.get("public_metrics") or {}
+    m, pm = _obj(t.get("public_metrics")), _obj(parent.get("public_metrics"))
     author, p_author = users.get(str(t.get("author_id"))), users.get(str(parent.get("author_id")))
     row: dict[str, Any] = {
         "tweet_id": str(parent["id"]),
@@ -269,7 +306,7 @@ def _xapi_row(t: dict, parent: dict, users: dict[str, dict]) -> dict[str, Any]:
     }
     if author is not None:
         row["reply_author"] = author.get("username") or str(author["id"])
-        followers = (author.get("public_metrics") or {}).get("followers_count")
+        followers = _obj(author.get("public_metrics")).get("followers_count")
         if followers is not None:
             row["reply_author_followers"] = followers
     if p_author is not None:
@@ -284,6 +321,12 @@ def _xapi_row(t: dict, parent: dict, users: dict[str, dict]) -> dict[str, Any]:
         if k in m:
             row[f"reply_{k}"] = m[k]
     return {k: v for k, v in row.items() if v is not None or k in ("tweet", "reply", "reply_likes")}
+
+
+def _obj(x: Any) -> dict:
+    """`x` when it is a JSON object, else {} (a malformed metrics block then reads as absent, and
+    the required reply_likes is reported missing)."""
+    return x if isinstance(x, dict) else {}
 
 
 def _seconds_between(start: Any, end: Any) -> float | None:

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
+from replyrl.errors import InputError
 from replyrl.records import Record
 
 KINDS = ("ratio", "log", "residual", "rank")
@@ -158,7 +159,7 @@ def fit_labeler(
     """
     _check_kind(kind)
     if not train:
-        raise ValueError("fit_labeler: the training split is empty")
+        raise InputError("fit_labeler: the training split is empty")
     lo_q, hi_q = quantiles
     if not 0.0 <= lo_q < hi_q <= 1.0:
         raise ValueError(

@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from replyrl.data.labels import engagement_raw
+from replyrl.errors import ArtifactNotFoundError, InputError
 from replyrl.io import atomic_write_text
-from replyrl.records import DataError, Record, RowError
+from replyrl.records import MAX_TEXT_CHARS, DataError, Record, RowError, is_blank
 
 PAIR_FIELDS = (
     "tweet_id",
@@ -103,9 +104,9 @@ def preference_pairs(
         Pairs ordered by tweet_id, then by (chosen, rejected) text.
     """
     if not ratio >= 1.0 or math.isinf(ratio):
-        raise ValueError(f"preference_pairs: ratio must be a finite number >= 1, got {ratio}")
+        raise InputError(f"preference_pairs: ratio must be a finite number >= 1, got {ratio}")
     if max_pairs_per_tweet < 1:
-        raise ValueError(
+        raise InputError(
             f"preference_pairs: max_pairs_per_tweet must be >= 1, got {max_pairs_per_tweet}"
         )
     groups: dict[str, list[Record]] = defaultdict(list)
@@ -168,7 +169,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"pairs file not found: {path}")
+        raise ArtifactNotFoundError(f"pairs file not found: {path}")
     pairs: list[Pair] = []
     errors: list[RowError] = []
     for i, raw in enumerate(path.read_bytes().splitlines(), start=1):
@@ -212,8 +213,12 @@ def _parse_pair(row: Any, file: str, line: int) -> tuple[Pair | None, list[RowEr
             v = str(v)
         if f not in row:
             errs.append(RowError(file, line, f, None, "missing required field"))
-        elif not isinstance(v, str) or not v.strip():
+        elif not isinstance(v, str) or is_blank(v):
             errs.append(RowError(file, line, f, v, "expected a non-empty string"))
+        elif len(v) > MAX_TEXT_CHARS:
+            errs.append(
+                RowError(file, line, f, v, f"text is longer than the {MAX_TEXT_CHARS:,} cap")
+            )
         else:
             vals[f] = v
     for f in ("chosen_score", "rejected_score", "margin"):

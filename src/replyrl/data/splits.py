@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from replyrl.config import ConfigError
 from replyrl.data.labels import engagement_raw
 from replyrl.io import atomic_write_json
 from replyrl.records import Record, write_records
@@ -44,10 +45,10 @@ class SplitConfig:
         for name in SPLITS:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0 or math.isnan(v):
-                raise ValueError(f"SplitConfig.{name} must be a fraction in [0, 1], got {v!r}")
+                raise ConfigError(f"SplitConfig.{name} must be a fraction in [0, 1], got {v!r}")
         total = sum(self.fractions().values())
         if abs(total - 1.0) > 1e-6:
-            raise ValueError(
+            raise ConfigError(
                 f"SplitConfig fractions must sum to 1, got {total:.6g} "
                 f"(sft={self.sft}, rl={self.rl}, gold={self.gold}, test={self.test})"
             )

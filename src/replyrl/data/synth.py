@@ -17,6 +17,12 @@ The audience likes replies that are
 and it punishes generic one- or two-word replies ("Nice!", "Agreed!") by a factor of 0.25 and
 hostile ones by `1 - 0.5·max(0, -compound)` (a snarky on-topic reply is still on-topic, but an
 audience scrolls past it).
+
+Audience version 2 (AUDIENCE_VERSION) is echo-aware: relevance is multiplied by
+`1 − echo_penalty(echo(tweet, reply))` (rewards/echo.py), so a reply that copies the tweet back
+pleases nobody; version 1 paid a copy of the tweet the highest relevance there is, so RL against the
+audience itself (the oracle reward) could win by parroting. Every synthetic record carries
+`audience_version`, and evaluation refuses to score records of another version with this audience.
 """
 
 from __future__ import annotations
@@ -27,8 +33,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from replyrl.errors import InputError
 from replyrl.records import Record
 
+AUDIENCE_VERSION = 2
+"""Version of `audience_engagement` (2: echo-aware relevance); stored in every synthetic record."""
 # Appeal weights (sum to 1, so appeal is in [0, 1] before the generic penalty).
 W_RELEVANCE, W_LENGTH, W_SENTIMENT, W_QUESTION = 0.40, 0.25, 0.20, 0.15
 GENERIC_PENALTY = 0.25
@@ -36,7 +45,33 @@ NEGATIVITY_PENALTY = 0.5
 LENGTH_BAND = (50.0, 150.0)
 LENGTH_WIDTH = 0.6  # std of the log-length falloff: 25 or 300 chars keep exp(-0.5*(0.69/0.6)^2)≈0.5
 GENERIC_WORDS = frozenset(
-    ["nice", "agreed", "cool", "wow", "lol", "same", "this", "yes", "no", "true", "facts", "ok", "okay", "great", "awesome", "love", "it", "omg", "yep", "nope", "meh", "based", "congrats", "thanks", "interesting"]
+    [
+        "nice",
+        "agreed",
+        "cool",
+        "wow",
+        "lol",
+        "same",
+        "this",
+        "yes",
+        "no",
+        "true",
+        "facts",
+        "ok",
+        "okay",
+        "great",
+        "awesome",
+        "love",
+        "it",
+        "omg",
+        "yep",
+        "nope",
+        "meh",
+        "based",
+        "congrats",
+        "thanks",
+        "interesting",
+    ]
 )
 
 # topic -> (items a tweet can be about, details a specific reply can pick up on)
@@ -230,13 +265,16 @@ def is_generic(reply: str) -> bool:
     return len(words) <= 2 and all(w in GENERIC_WORDS for w in words)
 
 
-def audience_engagement(tweets: Sequence[str], replies: Sequence[str], encoder=None) -> np.ndarray:
+def audience_engagement(
+    tweets: Sequence[str], replies: Sequence[str], encoder=None, embeddings=None
+) -> np.ndarray:
     """The simulated audience's text-only appeal of each reply to its tweet, in [0, 1].
 
     Args:
         tweets: tweet texts, one per reply.
         replies: reply texts.
         encoder: a SentenceTransformer; default `models.load_encoder()` (packaged MiniLM).
+        embeddings: an EmbeddingCache to encode with instead (RL calls the audience every step).
 
     Returns:
         float64 array of len(replies); deterministic for given texts and encoder.
@@ -250,20 +288,26 @@ def audience_engagement(tweets: Sequence[str], replies: Sequence[str], encoder=N
         return np.zeros(0)
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    if encoder is None:
-        from replyrl.models import load_encoder
+    from replyrl.rewards.echo import echo_penalty, echo_scores
 
-        encoder = load_encoder()
     # Encode every distinct text once, in one batch (tweets repeat across their replies).
     uniq = sorted(set(tweets) | set(replies))
     index = {t: i for i, t in enumerate(uniq)}
-    emb = np.asarray(
-        encoder.encode(uniq, batch_size=64, normalize_embeddings=True, show_progress_bar=False),
-        dtype=np.float64,
-    )
+    if embeddings is not None:
+        emb = np.asarray(embeddings.encode(uniq), dtype=np.float64)
+    else:
+        if encoder is None:
+            from replyrl.models import load_encoder
+
+            encoder = load_encoder()
+        emb = np.asarray(
+            encoder.encode(uniq, batch_size=64, normalize_embeddings=True, show_progress_bar=False),
+            dtype=np.float64,
+        )
     t_emb = emb[[index[t] for t in tweets]]
     r_emb = emb[[index[r] for r in replies]]
     relevance = np.clip(np.sum(t_emb * r_emb, axis=1), 0.0, 1.0)
+    relevance *= 1.0 - echo_penalty(echo_scores(tweets, replies))
     length = length_score([len(r.strip()) for r in replies])
     vader = SentimentIntensityAnalyzer()
     compound = np.array([vader.polarity_scores(r)["compound"] for r in replies])
@@ -310,7 +354,7 @@ def synthesize(n_tweets: int = 100, seed: int = 0, encoder=None) -> list[Record]
     reward that learned the audience separates them. Same seed -> identical records.
     """
     if n_tweets < 1:
-        raise ValueError(f"synthesize: n_tweets must be >= 1, got {n_tweets}")
+        raise InputError(f"synthesize: n_tweets must be >= 1, got {n_tweets}")
     rng = np.random.default_rng(seed)
     topics = sorted(TOPICS)
     rows: list[dict] = []
@@ -362,6 +406,7 @@ def synthesize(n_tweets: int = 100, seed: int = 0, encoder=None) -> list[Record]
                 "reply_kind": r["kind"],
                 "topic": r["topic"],
                 "audience_appeal": round(float(appeal[k]), 6),
+                "audience_version": AUDIENCE_VERSION,
             },
         )
         for k, r in enumerate(rows)

@@ -7,9 +7,16 @@ reported for RLHF (Gao et al. 2023, "Scaling Laws for Reward Model Overoptimizat
 al. 2023, "A Long Way to Go: Investigating Length Correlations in RLHF"):
 
 - length collapse: mean reply length below a floor, or far below the references' mean length;
+- length drift: mean reply length far from the engaged human replies of the *training* split
+  (GRPO on a length-biased reward doubled reply length: 87 -> 189 characters);
 - duplicates: a tweet's n samples repeat each other (mode collapse);
 - high proxy, low relevance: the proxy reward likes replies that ignore the tweet;
-- proxy–gold divergence: proxy score above the baseline model's while the gold score is below.
+- proxy–gold divergence: the proxy rises against the baseline (paired test) while the gold RM falls;
+- proxy up, audience flat (synthetic data): the proxy rises against the baseline while the
+  simulated audience — the exact gold — does not. A learned gold RM shares the proxy's biases (both
+  learned that length pays), so on synthetic data this is the alarm to trust.
+
+The two divergence alarms read the paired comparisons against the baseline (evaluation/stats.py).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from replyrl.evaluation.stats import cohens_d
+from replyrl.config import ConfigError
 
 
 @dataclass
@@ -38,18 +45,29 @@ class AlarmConfig:
     max_offtopic_share: float = 0.1
     """High-proxy/low-relevance alarm when the share of such replies exceeds this and twice the
     references' own share."""
-    divergence_min_d: float = 0.2
-    """Proxy–gold alarm when proxy rises and gold falls vs the baseline by at least this Cohen's d."""
+    significance: float = 0.05
+    """A score "rises" against the baseline when its paired difference is > 0 at this raw p."""
+    length_drift_ratio: float = 0.5
+    """Length-drift alarm when |mean length − training replies' mean| exceeds this fraction of it."""
     n_examples: int = 3
     """How many example replies each alarm names."""
 
     def __post_init__(self):
-        for name in ("length_ratio", "max_duplicate_rate", "proxy_quantile", "max_offtopic_share"):
+        names = ("length_ratio", "max_duplicate_rate", "proxy_quantile", "max_offtopic_share")
+        for name in (*names, "significance", "length_drift_ratio"):
             v = getattr(self, name)
             if not 0 <= v <= 1:
-                raise ValueError(f"alarms.{name} must be in [0, 1], got {v}")
+                raise ConfigError(f"alarms.{name} must be in [0, 1], got {v}")
+        if not 0 <= self.min_length_chars < float("inf"):
+            raise ConfigError(
+                f"alarms.min_length_chars must be a finite number >= 0, got {self.min_length_chars}"
+            )
+        if not -1 <= self.relevance_floor <= 1:
+            raise ConfigError(
+                f"alarms.relevance_floor must be a cosine in [-1, 1], got {self.relevance_floor}"
+            )
         if self.n_examples < 1:
-            raise ValueError(f"alarms.n_examples must be >= 1, got {self.n_examples}")
+            raise ConfigError(f"alarms.n_examples must be >= 1, got {self.n_examples}")
 
 
 @dataclass
@@ -57,7 +75,8 @@ class Alarm:
     """One alarm raised (or checked and clear) for one model."""
 
     name: str
-    """Which check: length_collapse, duplicates, high_proxy_low_relevance, proxy_gold_divergence."""
+    """Which check: length_collapse, length_drift, duplicates, high_proxy_low_relevance,
+    proxy_gold_divergence, proxy_up_audience_flat."""
     model: str
     """The model it concerns."""
     triggered: bool
@@ -196,41 +215,80 @@ def offtopic_alarm(model: str, rows: list[dict], cfg: AlarmConfig) -> Alarm | No
     )
 
 
-def divergence_alarm(
-    model: str, rows: list[dict], base: str, base_rows: list[dict], gold_key: str, cfg: AlarmConfig
+def length_drift_alarm(
+    model: str, rows: list[dict], ref_length: float, ref_what: str, cfg: AlarmConfig
 ) -> Alarm:
-    """Proxy above the baseline model's and gold below it, both by at least `divergence_min_d`."""
+    """Mean reply length against the mean length of engaged human replies (`ref_what` says which)."""
+    lengths = [(len(r.strip()), row, i) for row in rows for i, r in enumerate(row["replies"])]
+    mean_len = float(np.mean([x[0] for x in lengths]))
+    drift = abs(mean_len - ref_length) / max(ref_length, 1.0)
+    fired = drift > cfg.length_drift_ratio
+    far = sorted(lengths, key=lambda x: -abs(x[0] - ref_length))
+    examples = [_example(row, i, f"{n} chars") for n, row, i in _one_per_tweet(far, cfg.n_examples)]
+    return Alarm(
+        "length_drift",
+        model,
+        fired,
+        drift,
+        cfg.length_drift_ratio,
+        f"mean reply length {mean_len:.0f} chars vs {ref_length:.0f} for {ref_what} "
+        f"({100 * drift:.0f} % off; alarm above {100 * cfg.length_drift_ratio:.0f} %)",
+        examples if fired else [],
+    )
 
-    def per_tweet(rs, key):
-        return {r["tweet_id"]: float(np.mean(r["reply_scores"][key])) for r in rs}
 
-    p, bp = per_tweet(rows, "proxy"), per_tweet(base_rows, "proxy")
-    g, bg = per_tweet(rows, gold_key), per_tweet(base_rows, gold_key)
-    d_proxy = cohens_d(list(p.values()), list(bp.values()))
-    d_gold = cohens_d(list(g.values()), list(bg.values()))
-    fired = bool(d_proxy >= cfg.divergence_min_d and d_gold <= -cfg.divergence_min_d)
+def _rises(c: dict | None, cfg: AlarmConfig) -> bool:
+    return bool(c and c["diff"] > 0 and c["p"] < cfg.significance)
+
+
+def divergence_alarm(
+    model: str,
+    rows: list[dict],
+    base: str,
+    base_rows: list[dict],
+    comps: dict[str, dict],
+    gold_key: str,
+    cfg: AlarmConfig,
+) -> Alarm | None:
+    """The proxy rises against `base` (paired, raw p < significance) while `gold_key` does not.
+
+    For the gold RM the alarm needs gold to fall (point estimate < 0); for the audience it is enough
+    that the audience does not rise significantly: it is the exact gold, not a second guess.
+    """
+    proxy, gold = comps.get("proxy"), comps.get(gold_key)
+    if proxy is None or gold is None:
+        return None
+    name = "proxy_up_audience_flat" if gold_key == "audience" else "proxy_gold_divergence"
+    gold_bad = not _rises(gold, cfg) if gold_key == "audience" else gold["diff"] < 0
+    fired = _rises(proxy, cfg) and gold_bad
     examples = []
     if fired:
-        common = [t for t in p if t in bp and t in g and t in bg]
-        # Tweets where the proxy gained most while gold lost most: the replies that fooled it.
-        common.sort(key=lambda t: -((p[t] - bp[t]) - (g[t] - bg[t])))
+
+        def per_tweet(rs, key):
+            return {r["tweet_id"]: float(np.mean(r["reply_scores"][key])) for r in rs}
+
+        p, bp = per_tweet(rows, "proxy"), per_tweet(base_rows, "proxy")
+        g, bg = per_tweet(rows, gold_key), per_tweet(base_rows, gold_key)
+        common = sorted(
+            (t for t in p if t in bp and t in g and t in bg),
+            key=lambda t: -((p[t] - bp[t]) - (g[t] - bg[t])),
+        )
         by_id = {r["tweet_id"]: r for r in rows}
         for t in common[: cfg.n_examples]:
             row = by_id[t]
             i = int(np.argmax(row["reply_scores"]["proxy"]))
-            examples.append(
-                _example(
-                    row, i, f"proxy {p[t] - bp[t]:+.3f}, {gold_key} {g[t] - bg[t]:+.3f} vs {base}"
-                )
-            )
+            why = f"proxy {p[t] - bp[t]:+.3f}, {gold_key} {g[t] - bg[t]:+.3f} vs {base}"
+            examples.append(_example(row, i, why))
     return Alarm(
-        "proxy_gold_divergence",
+        name,
         model,
         fired,
-        d_proxy - d_gold,
-        2 * cfg.divergence_min_d,
-        f"vs {base}: proxy Cohen's d {d_proxy:+.2f}, {gold_key} d {d_gold:+.2f} "
-        f"(alarm when proxy >= +{cfg.divergence_min_d} and gold <= -{cfg.divergence_min_d})",
+        proxy["diff"],
+        cfg.significance,
+        f"vs {base}: proxy {proxy['diff']:+.3f} (p {proxy['p']:.2g}), {gold_key} "
+        f"{gold['diff']:+.3f} (p {gold['p']:.2g}); alarm when the proxy rises (p < "
+        f"{cfg.significance}) and {gold_key} "
+        + ("does not rise" if gold_key == "audience" else "falls"),
         examples,
     )
 
@@ -241,13 +299,36 @@ def run_alarms(
     cfg: AlarmConfig,
     base: str | None = None,
     base_rows: list[dict] | None = None,
-    gold_key: str | None = None,
+    comps: dict[str, dict] | None = None,
+    train_length: float | None = None,
 ) -> list[dict]:
-    """Every alarm that applies to one model's per-tweet rows, as plain dicts."""
+    """Every alarm that applies to one model's per-tweet rows, as plain dicts.
+
+    Args:
+        comps: metric -> this model's paired comparison against `base` (summary["comparisons"]).
+        train_length: mean length of engaged human replies in the training split (None: the
+            test tweets' references are used and the message says so).
+    """
     alarms = [length_alarm(model, rows, cfg), duplicate_alarm(model, rows, cfg)]
+    if train_length is not None:
+        alarms.append(
+            length_drift_alarm(
+                model, rows, train_length, "engaged human replies of the training split", cfg
+            )
+        )
+    else:
+        refs = [len(r.strip()) for row in rows for r in row["references"]]
+        alarms.append(
+            length_drift_alarm(
+                model, rows, float(np.mean(refs)), "the test tweets' human replies", cfg
+            )
+        )
     off = offtopic_alarm(model, rows, cfg)
     if off is not None:
         alarms.append(off)
-    if base and base != model and base_rows and gold_key:
-        alarms.append(divergence_alarm(model, rows, base, base_rows, gold_key, cfg))
+    if base and base != model and base_rows and comps:
+        for key in ("gold", "audience"):
+            a = divergence_alarm(model, rows, base, base_rows, comps, key, cfg)
+            if a is not None:
+                alarms.append(a)
     return [asdict(a) for a in alarms]

@@ -3,7 +3,9 @@
 A cache file is keyed by the model (its path plus the size and mtime of its weight and config
 files, so a retrained adapter in the same folder gets a new key) and by the sampling config. Re-
 running an evaluation reads the lines it has and generates only the tweets that are missing, so
-metrics can be recomputed without generating again.
+metrics can be recomputed without generating again. A line that is corrupt or of the wrong shape
+(not JSON, replies that are not n strings) is reported with its file and line and generated again:
+it is never returned as replies.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from replyrl.errors import InputError
 from replyrl.generation import SamplingConfig
-from replyrl.io import read_jsonl, write_jsonl
+from replyrl.io import iter_jsonl, write_jsonl
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,8 +62,29 @@ def group_tweets(records, max_tweets: int | None = None) -> list[EvalTweet]:
             )
         )
     if not out:
-        raise ValueError("the test data has no records; pass a non-empty --data file")
+        raise InputError("the test data has no records; pass a non-empty --data file")
+    check_audience_version(records)
     return out[:max_tweets] if max_tweets else out
+
+
+def check_audience_version(records) -> None:
+    """Synthetic records must come from the audience that will score them (data/synth.py)."""
+    from replyrl.data.synth import AUDIENCE_VERSION
+
+    versions = {
+        repr(r.extra.get("audience_version", 1))
+        for r in records
+        if r.extra.get("source") == "synthetic"
+    }
+    old = sorted(versions - {repr(AUDIENCE_VERSION)})
+    if old:
+        raise InputError(
+            f"the synthetic test records were made by simulated-audience version(s) {', '.join(old)}, "
+            "but "
+            f"this replyrl scores with version {AUDIENCE_VERSION} (echo-aware): regenerate the "
+            "sample (`replyrl data synth`, or rerun the pipeline's data stage) so old and new "
+            "audience scores are not mixed"
+        )
 
 
 def model_fingerprint(path: str | None) -> dict:
@@ -98,22 +125,14 @@ Generator = Callable[[list[str]], list[list[str]]]
 
 
 def policy_generator(
-    model_path: str | None, sampling: SamplingConfig, device: str = "cpu"
+    model_path: str | None, sampling: SamplingConfig, device: str = "auto"
 ) -> Generator:
-    """A generator that loads the policy on first use (a full cache hit loads nothing)."""
-    state: dict = {}
+    """A generator that loads the policy on first use (a full cache hit loads nothing), sampling
+    with `sampling.backend` on `device` (see replyrl.generation.load_sampler)."""
+    from replyrl.generation import load_sampler
 
-    def gen(tweets: list[str]) -> list[list[str]]:
-        from replyrl.generation import generate_replies
-        from replyrl.models import load_policy
-
-        if "model" not in state:
-            state["model"], state["tok"] = load_policy(
-                model_path, device=device, merge_adapter=True
-            )  # merged: faster
-        return generate_replies(state["model"], state["tok"], tweets, sampling, progress=True)
-
-    return gen
+    sample = load_sampler(model_path, sampling, device)
+    return lambda tweets: sample(tweets, progress=True)
 
 
 def cached_generations(
@@ -126,9 +145,12 @@ def cached_generations(
     """
     have: dict[str, dict] = {}
     if path.exists():
-        for row in read_jsonl(path):
-            if len(row.get("replies", [])) == n:
-                have[row["tweet_id"]] = row
+        for line, row, problem in iter_jsonl(path):
+            problem = problem or _row_problem(row, n)
+            if problem:
+                log.warning("%s:%d: %s; generating this tweet's replies again", path, line, problem)
+                continue
+            have[row["tweet_id"]] = row
     missing = [t for t in tweets if t.tweet_id not in have or have[t.tweet_id]["tweet"] != t.tweet]
     if missing:
         replies = generate([t.tweet for t in missing])
@@ -147,4 +169,20 @@ def cached_generations(
             }
         # Rewrite the whole file atomically: a kill mid-write never leaves a torn line.
         write_jsonl(path, list(have.values()))
-    return [have[t.tweet_id] for t in tweets]
+    # the cache supplies replies only: the references come from the current test data
+    return [
+        {**have[t.tweet_id], "reference": t.reference, "references": t.references} for t in tweets
+    ]
+
+
+def _row_problem(row: dict, n: int) -> str:
+    """Why a cache row cannot be used as n replies to its tweet ('' when it can)."""
+    for key in ("tweet_id", "tweet"):
+        if not isinstance(row.get(key), str):
+            return f"field '{key}' is {type(row.get(key)).__name__}, expected a string"
+    replies = row.get("replies")
+    if not isinstance(replies, list) or not all(isinstance(r, str) for r in replies):
+        return "field 'replies' is not a list of strings"
+    if len(replies) != n:
+        return f"{len(replies)} replies, expected {n}"
+    return ""

@@ -9,7 +9,10 @@ bias (Zheng et al. 2023, "Judging LLM-as-a-Judge", §3.3). Backends:
   no parsing is involved.
 - `openai` (any OpenAI-compatible `/chat/completions`) and `anthropic` (`/v1/messages`): plain
   HTTP with urllib. The key is read from the environment variable named in the config, sent only
-  in the request header, and never logged, cached or written.
+  in the request header, and never logged, cached or written. The key never leaves for another
+  address: redirects are not followed, `http://` is accepted for loopback hosts only, and every
+  error message is redacted (the key, any 8+ character piece of it, and its JSON/URL-escaped forms)
+  before it is shown.
 
 Every verdict is cached on disk keyed by backend, model, prompt and the ordered pair.
 """
@@ -17,16 +20,21 @@ Every verdict is cached on disk keyed by backend, model, prompt and the ordered 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
+import logging
 import math
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from replyrl.config import ConfigError
+from replyrl.errors import UserError
 from replyrl.io import atomic_write_json
 
 JUDGE_SYSTEM = "You are a careful judge of social media replies. Answer with a single letter."
@@ -36,20 +44,26 @@ JUDGE_TEMPLATE = (
 )
 _DEFAULT_URL = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 _DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+log = logging.getLogger(__name__)
+REDACT_MIN_CHARS = 8
+"""A piece of the key this long or longer is redacted wherever it appears in a message."""
+_MAX_ERROR_BODY = 8192
+"""Bytes of an error response read for the message (redacted, then cut to 300 characters)."""
 
 
-class JudgeError(RuntimeError):
+class JudgeError(UserError, RuntimeError):
     """A judge backend that cannot answer; the message never contains the API key."""
 
 
 @dataclass
 class JudgeConfig:
-    """Which LLM judges candidate replies against the human reference."""
+    """Who judges candidate replies against the human reference."""
 
     enabled: bool = True
     """Run the judge at all."""
-    backend: Literal["local", "openai", "anthropic"] = "local"
-    """local HF causal LM (offline), or an HTTP API."""
+    backend: Literal["scorer", "local", "openai", "anthropic"] = "scorer"
+    """scorer (default): the strongest offline scorer — the simulated audience on synthetic data,
+    else the gold RM, else the proxy; local: an HF causal LM as LLM judge; or an HTTP API."""
     model: str | None = None
     """local: HF id/path (default: the packaged policy model); API: the model name (required)."""
     base_url: str | None = None
@@ -69,12 +83,93 @@ class JudgeConfig:
 
     def __post_init__(self):
         if self.replies_per_tweet < 1 or self.batch_size < 1 or self.retries < 0:
-            raise ValueError("judge.replies_per_tweet and judge.batch_size must be >= 1")
-        if self.enabled and self.backend != "local" and not self.model:
-            raise ValueError(
+            raise ConfigError(
+                "judge.replies_per_tweet and judge.batch_size must be >= 1 and judge.retries >= 0"
+            )
+        if not 0 < self.timeout_s < math.inf:
+            raise ConfigError(f"judge.timeout_s must be a finite number > 0, got {self.timeout_s}")
+        if self.max_tweets is not None and self.max_tweets < 1:
+            raise ConfigError(
+                f"judge.max_tweets must be >= 1 (or null: all), got {self.max_tweets}"
+            )
+        if self.base_url is not None:
+            check_base_url(self.base_url)
+        if self.enabled and self.backend not in ("scorer", "local") and not self.model:
+            raise ConfigError(
                 f"judge.model is required for the {self.backend} backend "
                 "(e.g. --set judge.model=gpt-4o-mini)"
             )
+
+
+def check_base_url(url: str) -> None:
+    """Refuse a judge URL the key must not be sent to: not http(s), or plain http to a host that is
+    not this machine (the key would cross the network unencrypted)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host:
+        raise ConfigError(
+            f"judge.base_url must be an https:// URL with a host, got {url!r} "
+            "(e.g. https://api.openai.com/v1)"
+        )
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise ConfigError(
+            f"judge.base_url {url!r}: plain http:// would send the API key unencrypted to {host}; "
+            "use https:// (http:// is accepted for localhost only)"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def redact(text: str, secret: str | None, min_chars: int = REDACT_MIN_CHARS) -> str:
+    """`text` with the secret removed: whole, as any piece of `min_chars` or more characters (a
+    key cut at a server's echo limit), and in its JSON- and URL-escaped spellings."""
+    if not secret:
+        return text
+    forms = {
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        json.dumps(secret)[1:-1].replace("/", "\\/"),
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+    }
+    for form in sorted(forms, key=len, reverse=True):
+        text = _redact_pieces(text, form, min(min_chars, len(form)))
+    return text
+
+
+def _redact_pieces(text: str, secret: str, min_chars: int) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        n = 0  # longest piece of the secret starting at text[i]
+        while i + n < len(text) and text[i : i + n + 1] in secret:
+            n += 1
+        if n >= min_chars:
+            out.append("***")
+            i += n
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: the request carries the API key, the new address might not be
+    the provider's. urllib then raises the 3xx as an HTTPError."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 def judge_prompt(tweet: str, a: str, b: str) -> str:
@@ -85,10 +180,10 @@ def judge_prompt(tweet: str, a: str, b: str) -> str:
 class LocalBackend:
     """P(answer A) from a causal LM's next-token log-probabilities of "A" vs "B"."""
 
-    def __init__(self, model_path: str | None, batch_size: int = 8):
+    def __init__(self, model_path: str | None, batch_size: int = 8, device: str = "auto"):
         from replyrl.models import load_policy
 
-        self.model, self.tok = load_policy(model_path)
+        self.model, self.tok = load_policy(model_path, device=device)
         self.tok.padding_side = "left"
         self.batch_size = batch_size
         self.ids = {x: self._answer_ids(x) for x in "AB"}
@@ -115,7 +210,9 @@ class LocalBackend:
             starts = track(starts, description=f"Judging {len(prompts)} ordered pairs")
         for s in starts:
             texts = [self._text(p) for p in prompts[s : s + self.batch_size]]
-            enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                self.model.device
+            )
             with torch.no_grad():
                 logits = self.model(**enc).logits[:, -1, :].float()  # (B, vocab) next token
             logp = torch.log_softmax(logits, dim=-1)
@@ -132,6 +229,7 @@ class ApiBackend:
         self.cfg = cfg
         self.kind = cfg.backend
         self.url = (cfg.base_url or _DEFAULT_URL[self.kind]).rstrip("/")
+        check_base_url(self.url)
         env = cfg.api_key_env or _DEFAULT_KEY_ENV[self.kind]
         self._key = os.environ.get(env)
         if not self._key:
@@ -149,22 +247,47 @@ class ApiBackend:
         )
         for attempt in range(self.cfg.retries + 1):
             try:
-                with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
-                    return json.loads(resp.read().decode())
+                with _OPENER.open(req, timeout=self.cfg.timeout_s) as resp:
+                    data = json.loads(resp.read().decode("utf-8"))
+                if not isinstance(data, dict):
+                    raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+                return data
             except urllib.error.HTTPError as e:
                 # Rate limits and overloads pass; anything else (bad key, bad model) will not.
                 if e.code in (429, 500, 502, 503, 529) and attempt < self.cfg.retries:
                     time.sleep(2.0**attempt)
                     continue
-                detail = e.read().decode(errors="replace")[:300].replace(self._key, "***")
-                raise JudgeError(
-                    f"{self.kind} judge at {url} answered HTTP {e.code}: {detail}"
+                if 300 <= e.code < 400:
+                    where = urllib.parse.urlsplit(e.headers.get("location") or "").netloc
+                    raise self._error(
+                        f"{self.kind} judge at {url} answered HTTP {e.code}, a redirect to "
+                        f"{where or 'another address'}; not followed (the request carries your API "
+                        "key): set judge.base_url to the final address"
+                    ) from None
+                # redact the whole body, then cut it (a cut first could split the key)
+                detail = self._redact(e.read(_MAX_ERROR_BODY).decode("utf-8", "replace"))
+                raise self._error(
+                    f"{self.kind} judge at {url} answered HTTP {e.code}: {' '.join(detail.split())[:300]}"
                 ) from None
-            except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as e:
-                raise JudgeError(f"{self.kind} judge at {url} failed: {e}") from None
+            except (urllib.error.URLError, TimeoutError, OSError, ValueError) as e:
+                raise self._error(f"{self.kind} judge at {url} failed: {e}") from None
         raise AssertionError("unreachable")
 
+    def _redact(self, text: str) -> str:
+        return redact(text, self._key)
+
+    def _error(self, message: str) -> JudgeError:
+        return JudgeError(self._redact(message))
+
     def _one(self, prompt: str) -> float:
+        try:
+            return self._parse_one(prompt)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as e:
+            raise self._error(
+                f"{self.kind} judge at {self.url} answered in an unexpected shape ({e!r})"
+            ) from None
+
+    def _parse_one(self, prompt: str) -> float:
         if self.kind == "openai":
             data = self._post(
                 f"{self.url}/chat/completions",
@@ -181,7 +304,9 @@ class ApiBackend:
                 },
                 {"authorization": f"Bearer {self._key}"},
             )
-            choice = (data.get("choices") or [{}])[0]
+            choice = data["choices"][0]  # no choice at all is a broken answer, not a tie
+            if not isinstance(choice, dict):
+                raise TypeError(f"choices[0] is {type(choice).__name__}, expected an object")
             top = ((choice.get("logprobs") or {}).get("content") or [{}])[0].get("top_logprobs")
             if top:
                 p = {"A": 0.0, "B": 0.0}
@@ -204,9 +329,10 @@ class ApiBackend:
                 },
                 {"x-api-key": self._key, "anthropic-version": "2023-06-01"},
             )
-            text = "".join(
-                c.get("text", "") for c in data.get("content", []) if isinstance(c, dict)
-            )
+            content = data["content"]
+            if not isinstance(content, list):
+                raise TypeError(f"content is {type(content).__name__}, expected a list")
+            text = "".join(c.get("text", "") for c in content if isinstance(c, dict))
         letter = text.strip()[:1].upper()
         # A reply that is neither letter counts as no preference rather than a silent win.
         return {"A": 1.0, "B": 0.0}.get(letter, 0.5)
@@ -215,22 +341,53 @@ class ApiBackend:
         return [self._one(p) for p in prompts]
 
 
+def _read_verdicts(path: Path) -> dict[str, float]:
+    """The verdict cache; a corrupt file or entry is reported (file named) and judged again."""
+    try:
+        raw = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        log.warning("%s: corrupt judge cache (%s); judging again", path, str(e)[:80])
+        return {}
+    if not isinstance(raw, dict):
+        log.warning("%s: judge cache is not a JSON object; judging again", path)
+        return {}
+    good = {
+        k: float(v)
+        for k, v in raw.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+    }
+    if len(good) < len(raw):
+        log.warning(
+            "%s: %d invalid judge verdict(s) dropped; judging them again",
+            path,
+            len(raw) - len(good),
+        )
+    return good
+
+
 class Judge:
     """Position-swapped pairwise judge with an on-disk cache of every ordered verdict."""
 
-    def __init__(self, cfg: JudgeConfig, cache_file: str | Path | None = None, backend=None):
+    def __init__(
+        self,
+        cfg: JudgeConfig,
+        cache_file: str | Path | None = None,
+        backend=None,
+        device: str = "auto",
+    ):
         self.cfg = cfg
         self.backend = backend
+        self.device = device
         self.cache_file = Path(cache_file) if cache_file else None
         self.cache: dict[str, float] = {}
         if self.cache_file and self.cache_file.exists():
-            self.cache = json.loads(self.cache_file.read_text(encoding="utf-8"))
+            self.cache = _read_verdicts(self.cache_file)
         self.model_id = cfg.model or "default"
 
     def _backend(self):
         if self.backend is None:
             self.backend = (
-                LocalBackend(self.cfg.model, self.cfg.batch_size)
+                LocalBackend(self.cfg.model, self.cfg.batch_size, self.device)
                 if self.cfg.backend == "local"
                 else ApiBackend(self.cfg)
             )

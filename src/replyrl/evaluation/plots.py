@@ -140,3 +140,34 @@ def training_curves_plot(summary: dict) -> bytes | None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return _png(fig)
+
+
+def checkpoint_curves_plot(summary: dict) -> bytes | None:
+    """Proxy, gold and audience of each run's checkpoints against KL (top) and step (bottom)."""
+    curves = summary.get("checkpoints") or {}
+    if not curves:
+        return None
+    keys = [
+        k
+        for k in ("proxy", "gold", "audience")
+        if any(k in p for seeds in curves.values() for pts in seeds.values() for p in pts)
+    ]
+    plt = _fig()
+    fig, axes = plt.subplots(2, len(keys), figsize=(5 * len(keys), 7), squeeze=False)
+    for col, key in enumerate(keys):
+        for run, seeds in curves.items():
+            for seed, pts in seeds.items():
+                pts = sorted(pts, key=lambda p: p["step"])
+                label = run if len(seeds) == 1 else f"{run} seed {seed}"
+                kl = [p["kl"] if p["kl"] is not None else np.nan for p in pts]
+                ys = [p.get(key, np.nan) for p in pts]
+                axes[0][col].plot(kl, ys, marker="o", label=label)
+                axes[1][col].plot([p["step"] for p in pts], ys, marker="o", label=label)
+        axes[0][col].set_xlabel("KL from reference (training log at the checkpoint)")
+        axes[1][col].set_xlabel("step")
+        for row in (0, 1):
+            axes[row][col].set_ylabel(f"mean {key} score")
+            axes[row][col].grid(alpha=0.3)
+        axes[0][col].set_title(f"{key} along training")
+    axes[0][0].legend(fontsize=8)
+    return _png(fig)

@@ -40,6 +40,54 @@ def _label(m: str) -> str:
     return name + {"+": " ↑", "-": " ↓", "": ""}[direction]
 
 
+def _sig(p) -> bool:
+    return p is not None and not (isinstance(p, float) and math.isnan(p)) and p < 0.05
+
+
+def verdict_blocks(summary: dict) -> list[Block]:
+    """The report's opening: each pre-registered hypothesis with its verdict, the gain ratios, and
+    whether the judge could tell models apart."""
+    out: list[Block] = []
+    verdicts = summary.get("verdicts") or []
+    if verdicts:
+        out.append(("h", 2, "Verdict"))
+        out.append(
+            (
+                "p",
+                "Hypotheses written before the run (see the config and docs/evidence.md). held: "
+                "one-sided paired test in the stated direction, Holm-adjusted over these "
+                "hypotheses, below alpha, and every stated condition met; not held: significant "
+                "the other way or a condition failed; inconclusive: neither.",
+            )
+        )
+        out.append(
+            (
+                "table",
+                ["id", "claim", "verdict", "effect and test"],
+                [[v["id"], v["claim"], v["verdict"].upper(), v["why"]] for v in verdicts],
+            )
+        )
+    for r in summary.get("ratios") or []:
+        out.append(
+            (
+                "p",
+                f"{r['name']}: {_fmt(r['ratio'], 2)} ({r['metric']} gain {r['num'][0]} − "
+                f"{r['num'][1]} = {_fmt(r['num_gain'], 4)} over {r['den'][0]} − {r['den'][1]} = "
+                f"{_fmt(r['den_gain'], 4)}).",
+            )
+        )
+    judge = summary.get("judge")
+    if judge and summary.get("judge_informative") is False:
+        out.append(
+            (
+                "warn",
+                f"The judge ({judge['backend']}: {judge['model']}) is UNINFORMATIVE here: every "
+                "model's win rate against the human reference has a CI containing 0.5.",
+            )
+        )
+    return out
+
+
 def blocks(summary: dict) -> list[Block]:
     """The report content, in reading order."""
     b: list[Block] = [("h", 1, "replyrl evaluation report")]
@@ -48,9 +96,11 @@ def blocks(summary: dict) -> list[Block]:
             (
                 "warn",
                 "SYNTHETIC DATA: these results come from the synthetic sample "
-                "(replyrl.data.synth), not from real users.",
+                "(replyrl.data.synth), not from real users; the 'audience' column is the "
+                f"simulated audience, version {summary.get('audience_version') or 1}.",
             )
         )
+    b.extend(verdict_blocks(summary))
     b.append(
         (
             "p",
@@ -71,7 +121,14 @@ def blocks(summary: dict) -> list[Block]:
             "p",
             f"Pass@k: a reply passes when its {p['judge']} score is ≥ {crit}; unbiased "
             "estimator 1 − C(n−c,k)/C(n,k) per tweet, averaged. Cells: mean "
-            "[bootstrap 95 % CI]; with several seeds also mean ± std of the seed means.",
+            "[95 % CI: tweet bootstrap for one seed, t-interval over seeds otherwise]; with "
+            "several seeds also mean ± sd of the seed means."
+            + (
+                f" Judge win rate: how often a sampled reply beats the best-engaged human reply "
+                f"under {summary['judge']['model']} ({summary['judge']['backend']} judge)."
+                if summary.get("judge")
+                else ""
+            ),
         )
     )
     b.append(("p", summary["bertscore"]))
@@ -148,11 +205,64 @@ def blocks(summary: dict) -> list[Block]:
     b.append(
         (
             "img",
+            "Over-optimisation along training: proxy, gold and audience of each checkpoint "
+            "against KL and step (Gao et al. 2023)",
+            plots.checkpoint_curves_plot(summary),
+            "no checkpoint evaluation (pipeline `checkpoint_eval`, or `replyrl checkpoints`)",
+        )
+    )
+    for run, seeds in (summary.get("checkpoints") or {}).items():
+        for seed, pts in seeds.items():
+            keys = [k for k in ("proxy", "gold", "audience", "length") if k in pts[0]]
+            b.append(
+                (
+                    "table",
+                    ["run", "seed", "step", "KL", *keys],
+                    [
+                        [
+                            run,
+                            str(seed),
+                            str(p["step"]),
+                            _fmt(p["kl"], 4),
+                            *(_fmt(p[k]) for k in keys),
+                        ]
+                        for p in sorted(pts, key=lambda p: p["step"])
+                    ],
+                )
+            )
+    b.append(
+        (
+            "img",
             "Training reward and KL curves",
             plots.training_curves_plot(summary),
             "no training logs found beside the evaluated adapters",
         )
     )
+
+    for key, v in (summary.get("reward_validation") or {}).items():
+        b.append(("h", 2, f"The {key} reward model on held-out tweets"))
+        b.append(
+            (
+                "p",
+                f"{v['n_tweets']} tweets, {v['n_pairs']} SHP-style pairs, "
+                f"{v.get('n_length_matched_pairs', 0)} length-matched "
+                f"({v.get('length_match_rule', '')}). Margin over reply length: "
+                f"{100 * v['margin_over_length']:+.1f} points (95 % CI "
+                f"{100 * v['margin_ci95'][0]:+.1f} to {100 * v['margin_ci95'][1]:+.1f}).",
+            )
+        )
+        cols = ["pairwise_accuracy", "length_matched_accuracy", "spearman", "spearman_given_length"]
+        if v.get("n_audience_pairs"):
+            cols += ["audience_accuracy", "audience_length_matched_accuracy"]
+        b.append(
+            (
+                "table",
+                ["scorer", *(c.replace("_", " ") for c in cols)],
+                [[name, *(_fmt(row.get(c)) for c in cols)] for name, row in v["rows"].items()],
+            )
+        )
+        for w in v.get("warnings", []):
+            b.append(("warn", f"{key} reward model: {w}"))
 
     b.append(("h", 2, "Reward-hacking alarms"))
     fired = [a for a in summary["alarms"] if a["triggered"]]
@@ -189,33 +299,46 @@ def blocks(summary: dict) -> list[Block]:
 
     comps = summary["comparisons"]
     if comps:
-        b.append(("h", 2, "Significance between models"))
+        base = summary["baseline"]
+        seeds = max(c["n_seeds"] for c in comps)
+        b.append(("h", 2, f"Paired comparisons against {base}"))
         b.append(
             (
                 "p",
-                "Mann–Whitney U (two-sided) and Cohen's d (a − b, pooled sd) on the pooled "
-                "per-tweet values of all seeds; p < 0.05 marked *.",
+                f"Each model against {base} on the same {comps[0]['n_tweets']} test tweets: mean "
+                "paired difference a − b with its 95 % CI, the paired effect size d_z, and the "
+                + (
+                    "t-test across the seeds' effects (the seed is the unit; the Wilcoxon test "
+                    "over pooled seed × tweet differences is shown as a secondary number only)"
+                    if seeds > 1
+                    else "Wilcoxon signed-rank test over tweets (one seed: seeds not replicated)"
+                )
+                + f". p is two-sided; p (Holm) is adjusted over all {len(comps)} comparisons of "
+                "this table; * marks p (Holm) < 0.05.",
             )
         )
-        b.append(
-            (
-                "table",
-                ["metric", "a", "b", "mean a", "mean b", "U", "p", "d"],
-                [
-                    [
-                        _label(c["metric"]),
-                        c["a"],
-                        c["b"],
-                        _fmt(c["mean_a"]),
-                        _fmt(c["mean_b"]),
-                        _fmt(c["u"], 1),
-                        _fmt(c["p"], 4) + (" *" if c["p"] < 0.05 else ""),
-                        _fmt(c["d"], 2),
-                    ]
-                    for c in comps
-                ],
-            )
-        )
+        head = ["metric", "model", "mean", f"mean {base}", "diff [95 % CI]", "d_z", "p", "p (Holm)"]
+        if seeds > 1:
+            head += ["seed effects", "p pooled (secondary)"]
+        rows = []
+        for c in comps:
+            row = [
+                _label(c["metric"]),
+                c["a"],
+                _fmt(c["mean_a"]),
+                _fmt(c["mean_b"]),
+                f"{_fmt(c['diff'])} [{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]",
+                _fmt(c["effect_size"], 2),
+                _fmt(c["p"], 4),
+                _fmt(c["p_holm"], 4) + (" *" if _sig(c["p_holm"]) else ""),
+            ]
+            if seeds > 1:
+                row += [
+                    ", ".join(_fmt(e) for e in c["seed_effects"]),
+                    _fmt(c["p_pooled_tweets"], 4),
+                ]
+            rows.append(row)
+        b.append(("table", head, rows))
     b.append(("h", 2, "Runs"))
     b.append(
         (

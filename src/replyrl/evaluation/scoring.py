@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from replyrl.config import ConfigError
 from replyrl.evaluation import metrics as M
 
 Scorer = Callable[[list[str], list[str]], np.ndarray]
@@ -119,7 +120,7 @@ def score_run(
     replies = [r for g in gens for r in g["replies"]]
     per = _split(score_texts(scorers, encoder, tweets, replies), [len(g["replies"]) for g in gens])
     if pass_key not in per[0]:
-        raise ValueError(
+        raise ConfigError(
             f"pass judge '{pass_key}' is not available (have: {', '.join(per[0])}); "
             "set gold_reward, or use pass_judge=proxy"
         )
@@ -180,3 +181,19 @@ def add_judge(
         mine = [p for o, p in zip(owners, probs) if o == j]
         row["reply_scores"]["judge"] = mine
         row["metrics"]["judge_win"] = float(np.mean(mine))
+
+
+def add_scorer_judge(
+    rows: list[dict], key: str, replies_per_tweet: int = 1, max_tweets: int | None = None
+) -> None:
+    """`judge_win` from a scorer instead of an LLM: 1 when the candidate's `key` score beats the
+    best-engaged reference's, 0.5 on a tie, 0 otherwise (the first `replies_per_tweet` replies)."""
+    chosen = rows[:max_tweets] if max_tweets else rows
+    for row in chosen:
+        ref = row["ref_scores"][key][0]
+        wins = [
+            1.0 if s > ref else 0.5 if s == ref else 0.0
+            for s in row["reply_scores"][key][:replies_per_tweet]
+        ]
+        row["reply_scores"]["judge"] = wins
+        row["metrics"]["judge_win"] = float(np.mean(wins))

@@ -14,8 +14,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from replyrl.errors import UserError
 
-class RewardError(ValueError):
+
+class RewardError(UserError, ValueError):
     """A reward call that cannot be answered (bad inputs) or produced unusable values."""
 
 

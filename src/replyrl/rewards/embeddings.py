@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from replyrl.io import atomic_write_bytes, atomic_write_json
+
+log = logging.getLogger(__name__)
 
 
 def text_key(text: str) -> str:
@@ -35,6 +38,8 @@ class EmbeddingCache:
             cache's effect).
         max_items: evict the oldest entries beyond this many (bounded memory in long RL runs).
         batch_size: encoder batch size.
+        encoder_name: which encoder to load when `encoder` is None (None: the packaged one).
+        device: where a loaded encoder runs (None: `auto`, see replyrl.device).
     """
 
     def __init__(
@@ -44,9 +49,11 @@ class EmbeddingCache:
         max_items: int = 500_000,
         batch_size: int = 64,
         encoder_name: str | None = None,
+        device: str | None = None,
     ):
         self._encoder = encoder
         self.encoder_name = encoder_name
+        self.device = device
         self.enabled = enabled
         self.max_items = max_items
         self.batch_size = batch_size
@@ -59,7 +66,7 @@ class EmbeddingCache:
         if self._encoder is None:
             from replyrl.models import load_encoder
 
-            self._encoder = load_encoder(self.encoder_name)
+            self._encoder = load_encoder(self.encoder_name, self.device)
         return self._encoder
 
     @property
@@ -130,20 +137,36 @@ class EmbeddingCache:
 
     def load(self, folder: str | Path) -> int:
         """Add the entries saved in `folder`; returns how many were loaded (0 when absent)."""
+        from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
         folder = Path(folder)
         if not (folder / "keys.json").exists() or not (folder / "embeddings.safetensors").exists():
             return 0
-        keys = json.loads((folder / "keys.json").read_text(encoding="utf-8"))
-        mat = load_file(str(folder / "embeddings.safetensors"))["embeddings"]
-        if len(keys) != mat.shape[0]:
-            raise ValueError(
-                f"embedding cache {folder} is corrupt: {len(keys)} keys, {mat.shape[0]} rows"
-            )
+        try:
+            keys = json.loads((folder / "keys.json").read_bytes().decode("utf-8"))
+            mat = load_file(str(folder / "embeddings.safetensors"))["embeddings"]
+            problem = _cache_problem(keys, mat)
+        except (OSError, ValueError, KeyError, RecursionError, SafetensorError) as e:
+            problem = f"unreadable ({type(e).__name__}: {str(e)[:80]})"
+        if problem:
+            # a cache: encode again (the next save replaces it) rather than stop the run
+            log.warning("embedding cache %s is corrupt (%s); encoding again", folder, problem)
+            return 0
         for k, e in zip(keys, mat):
             self._store[k] = np.asarray(e, dtype=np.float32)
         return len(keys)
+
+
+def _cache_problem(keys: Any, mat: np.ndarray) -> str:
+    """Why saved keys and embeddings cannot be used together ('' when they can)."""
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        return "keys.json is not a list of text keys"
+    if mat.ndim != 2 or len(keys) != mat.shape[0]:
+        return f"{len(keys)} keys but embeddings of shape {list(mat.shape)}"
+    if not np.isfinite(mat).all():
+        return "non-finite embeddings"
+    return ""
 
 
 def default_cache_dir(encoder_name: str | None = None) -> Path:

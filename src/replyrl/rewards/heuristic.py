@@ -2,7 +2,7 @@
 
 | component | value | why |
 |---|---|---|
-| relevance | cosine(tweet, reply) under the sentence encoder, in [-1, 1] | on-topic replies |
+| relevance | cosine(tweet, reply) × (1 − echo penalty), in [-1, 1] | on-topic replies, not copies of the tweet (echo.py) |
 | length | 1 inside [50, 150] chars, Gaussian falloff outside (C¹ at the edges) | the Twitter optimum; a smooth score gives RL a gradient a step would not |
 | sentiment | 1 − |VADER(tweet) − VADER(reply)| / 2, in [0, 1] | tone that matches the post (VADER is tuned for social media: Hutto & Gilbert 2014) |
 | uniqueness | ½·unique-word ratio + ½·(1 − repeated-trigram share), in [0, 1] | penalizes the degenerate loops RL finds |
@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from replyrl.config import ConfigError
 from replyrl.rewards.base import call_scorer, check_lengths
 from replyrl.rewards.embeddings import EmbeddingCache, cosine_rows
 
@@ -59,17 +60,20 @@ class HeuristicConfig:
     def __post_init__(self) -> None:
         ws = self.weights()
         if any(w < 0 or not math.isfinite(w) for w in ws.values()):
-            raise ValueError(f"heuristic weights must be finite and >= 0, got {ws}")
+            raise ConfigError(f"heuristic weights must be finite and >= 0, got {ws}")
         if sum(ws.values()) <= 0:
-            raise ValueError("at least one heuristic weight must be > 0")
+            raise ConfigError("at least one heuristic weight must be > 0")
         if not 0 <= self.length_lo <= self.length_hi:
-            raise ValueError(
+            raise ConfigError(
                 f"need 0 <= length_lo <= length_hi, got {self.length_lo}, {self.length_hi}"
             )
-        if self.length_sigma_lo <= 0 or self.length_sigma_hi <= 0:
-            raise ValueError("length_sigma_lo and length_sigma_hi must be > 0")
+        if not (0 < self.length_sigma_lo < math.inf and 0 < self.length_sigma_hi < math.inf):
+            raise ConfigError(
+                "length_sigma_lo and length_sigma_hi must be finite numbers > 0, got "
+                f"{self.length_sigma_lo}, {self.length_sigma_hi}"
+            )
         if self.ngram < 1:
-            raise ValueError(f"ngram must be >= 1, got {self.ngram}")
+            raise ConfigError(f"ngram must be >= 1, got {self.ngram}")
 
     def weights(self) -> dict[str, float]:
         return {c: float(getattr(self, c)) for c in COMPONENTS}
@@ -188,11 +192,15 @@ class HeuristicReward:
         out: dict[str, np.ndarray] = {}
         # Skip the expensive parts that carry zero weight (relevance needs the encoder).
         if ws["relevance"] > 0:
+            from replyrl.rewards.echo import echo_penalty, echo_scores
+
             et = self.embeddings.encode(tweets)
             er = self.embeddings.encode(replies)
-            out["relevance"] = cosine_rows(et, er)
+            out["echo"] = echo_penalty(echo_scores(tweets, replies))
+            out["relevance"] = cosine_rows(et, er) * (1.0 - out["echo"])
         else:
             out["relevance"] = np.zeros(n)
+            out["echo"] = np.zeros(n)
         out["length"] = length_score(
             [len(r.strip()) for r in replies],
             cfg.length_lo,

@@ -1,7 +1,20 @@
 """Learned engagement reward model (DESIGN §3): a frozen sentence encoder and a small head.
 
     features = [e_t, e_r, e_t·e_r, |e_t − e_r|]          (4·384 for MiniLM; unit-norm embeddings)
-    score    = MLP(features ⊕ x) + w·x                   MLP: 4·384(+k) → hidden → 1
+
+    kind mlp:   score = MLP(features ⊕ x) + w·x                 MLP: 4·384(+k) → hidden → 1
+    kind odin:  q = MLP(features ⊕ cos(e_t, e_r) ⊕ x_style)   the quality head: no length input
+                l = spline(log chars)                          the length head: piecewise linear
+                                                               over training-quantile knots, flat
+                                                               beyond the first and last knot
+                trained as q + l, with a penalty on |corr(q, log length)|; RL scores with q alone
+
+The `odin` kind follows ODIN (Chen et al. 2024, "ODIN: Disentangled Reward Mitigates Hacking in
+RLHF"): the reward is split into a length head and a quality head, the quality head is decorrelated
+from length during training, and the policy optimises the quality head, so the share of the
+engagement signal that length explains (most of it, on short noisy replies) cannot be bought by
+writing longer replies. The explicit tweet–reply cosine gives the quality head the interaction
+(is the reply about the tweet?) as one direct input rather than 384 products to sum.
 
 `x` are optional text-only surface features of the reply (`length`: log chars and log words; `style`:
 question/exclamation/link/line counts), standardized with training statistics. They enter the MLP
@@ -17,18 +30,19 @@ unpickled. Training lives in `replyrl.rewards.train`.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from replyrl.config import ConfigError
+from replyrl.errors import ArtifactError, ArtifactNotFoundError
 from replyrl.io import atomic_write_bytes, atomic_write_json
 from replyrl.rewards.base import (
     check_lengths,
@@ -83,17 +97,35 @@ class HeadConfig:
     """MLP hidden width."""
     dropout: float = 0.1
     """Dropout on the MLP input and hidden layer (training only)."""
-    extra_features: list[str] = field(default_factory=lambda: ["length"])
-    """Surface feature groups added to the input and a linear skip ('length', 'style')."""
+    extra_features: list[str] = field(default_factory=lambda: ["length", "style"])
+    """Surface feature groups added to the input and a linear skip ('length', 'style'); for the
+    odin kind, `length` (first) feeds the length head and the rest the quality head."""
+    kind: Literal["mlp", "odin"] = "odin"
+    """mlp: one head on embeddings and surface features; odin: a quality head and a length head."""
+    decorrelation: float = 0.1
+    """odin: weight of the |corr(quality score, log length)| penalty in the training loss."""
+    length_knots: int = 8
+    """odin: knots of the length head's piecewise-linear function of log chars."""
+    score_heads: Literal["quality", "all"] = "quality"
+    """odin: what `score` returns — the quality head (for RL), or quality + length."""
 
     def __post_init__(self) -> None:
+        if self.kind == "odin" and (not self.extra_features or self.extra_features[0] != "length"):
+            raise ValueError(
+                "the odin head's length head reads the length features: extra_features must "
+                f"start with length, e.g. [length] or [length, style] (got {self.extra_features})"
+            )
+        if not (math.isfinite(self.decorrelation) and self.decorrelation >= 0):
+            raise ValueError(f"decorrelation must be finite and >= 0, got {self.decorrelation}")
+        if self.length_knots < 2:
+            raise ValueError(f"length_knots must be >= 2, got {self.length_knots}")
         if self.emb_dim < 1 or self.hidden < 1:
-            raise ValueError(f"emb_dim and hidden must be >= 1, got {self.emb_dim}, {self.hidden}")
+            raise ConfigError(f"emb_dim and hidden must be >= 1, got {self.emb_dim}, {self.hidden}")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         for g in self.extra_features:
             if g not in EXTRA_FEATURES:
-                raise ValueError(
+                raise ConfigError(
                     f"unknown extra feature group {g!r}; choose from {sorted(EXTRA_FEATURES)}"
                 )
 
@@ -103,12 +135,14 @@ class HeadConfig:
 
 
 class RewardHead(nn.Module):
-    """MLP on [e_t, e_r, e_t·e_r, |e_t − e_r|, x] plus a linear skip on the surface features x."""
+    """The reward head of HeadConfig.kind (see the module docstring)."""
 
     def __init__(self, cfg: HeadConfig):
         super().__init__()
         self.cfg = cfg
-        d_in = 4 * cfg.emb_dim + cfg.n_extra
+        odin = cfg.kind == "odin"
+        n_len = len(EXTRA_FEATURES["length"])
+        d_in = 4 * cfg.emb_dim + (1 + cfg.n_extra - n_len if odin else cfg.n_extra)
         self.mlp = nn.Sequential(
             nn.Dropout(cfg.dropout),
             nn.Linear(d_in, cfg.hidden),
@@ -116,19 +150,54 @@ class RewardHead(nn.Module):
             nn.Dropout(cfg.dropout),
             nn.Linear(cfg.hidden, 1),
         )
-        self.skip = nn.Linear(cfg.n_extra, 1, bias=False) if cfg.n_extra else None
         # Standardization of x, fixed from the training set (buffers, so they are saved with the head).
         self.register_buffer("x_mean", torch.zeros(cfg.n_extra))
         self.register_buffer("x_std", torch.ones(cfg.n_extra))
+        if odin:  # the length head: values at knots of log chars (knots set from the training data)
+            self.skip = None
+            self.length_values = nn.Parameter(torch.zeros(cfg.length_knots))
+            self.register_buffer("length_knots", torch.linspace(0.0, 8.0, cfg.length_knots))
+        else:  # a linear skip on the surface features
+            self.skip = nn.Linear(cfg.n_extra, 1, bias=False) if cfg.n_extra else None
 
-    def forward(self, et: torch.Tensor, er: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """et, er: (n, d) unit embeddings; x: (n, k) raw surface features -> scores (n,)."""
+    def set_length_knots(self, log_chars: torch.Tensor) -> None:
+        """odin: knots at evenly spaced quantiles of the training replies' log chars."""
+        q = torch.linspace(0, 1, self.cfg.length_knots, dtype=log_chars.dtype)
+        knots = torch.quantile(log_chars, q)
+        # strictly increasing, so every interval has a width
+        knots = torch.maximum(knots, knots[0] + 1e-3 * torch.arange(len(knots)))
+        self.length_knots.copy_(torch.cummax(knots, 0).values)
+
+    def length_score(self, log_chars: torch.Tensor) -> torch.Tensor:
+        """Piecewise-linear interpolation of the knot values; flat outside the knots."""
+        k = self.length_knots
+        z = log_chars.clamp(k[0], k[-1])
+        i = torch.bucketize(z, k[1:-1])  # interval index in [0, K-2]
+        t = (z - k[i]) / (k[i + 1] - k[i]).clamp_min(1e-6)
+        return self.length_values[i] * (1 - t) + self.length_values[i + 1] * t
+
+    def heads(self, et: torch.Tensor, er: torch.Tensor, x: torch.Tensor):
+        """(quality, length) scores (n,) of an odin head; for mlp, (score, 0)."""
         xs = (x - self.x_mean) / self.x_std  # (n, k)
-        h = torch.cat([pair_features(et, er), xs], dim=-1)  # (n, 4d + k)
-        out = self.mlp(h).squeeze(-1)  # (n,)
-        if self.skip is not None:
-            out = out + self.skip(xs).squeeze(-1)
-        return out
+        if self.cfg.kind == "mlp":
+            out = self.mlp(torch.cat([pair_features(et, er), xs], dim=-1)).squeeze(-1)  # (n,)
+            if self.skip is not None:
+                out = out + self.skip(xs).squeeze(-1)
+            return out, torch.zeros_like(out)
+        cos = (et * er).sum(-1, keepdim=True)  # (n, 1)
+        style = xs[:, len(EXTRA_FEATURES["length"]) :]  # non-length surface features, if any
+        quality = self.mlp(torch.cat([pair_features(et, er), cos, style], dim=-1)).squeeze(-1)
+        return quality, self.length_score(x[:, 0])  # x[:, 0]: log chars
+
+    def forward(
+        self, et: torch.Tensor, er: torch.Tensor, x: torch.Tensor, heads: str | None = None
+    ) -> torch.Tensor:
+        """et, er: (n, d) unit embeddings; x: (n, k) raw surface features -> scores (n,);
+        `heads` (odin): quality or all (default: cfg.score_heads)."""
+        quality, length = self.heads(et, er, x)
+        if (heads or self.cfg.score_heads) == "all":
+            return quality + length
+        return quality
 
 
 class RewardModel:
@@ -161,9 +230,13 @@ class RewardModel:
         return self.head.cfg
 
     def score(
-        self, tweets: Sequence[str], replies: Sequence[str], batch_size: int = 4096
+        self,
+        tweets: Sequence[str],
+        replies: Sequence[str],
+        batch_size: int = 4096,
+        heads: str | None = None,
     ) -> np.ndarray:
-        """Head score per (tweet, reply), float64 (n,)."""
+        """Head score per (tweet, reply), float64 (n,); `heads` (odin): quality (default) or all."""
         check_lengths(self.__name__, tweets=tweets, replies=replies)
         if not len(replies):
             return np.zeros(0)
@@ -174,7 +247,7 @@ class RewardModel:
         with torch.no_grad():
             for i in range(0, len(replies), batch_size):
                 s = slice(i, i + batch_size)
-                outs.append(self.head(et[s], er[s], x[s]).double().numpy())
+                outs.append(self.head(et[s], er[s], x[s], heads).double().numpy())
         return np.concatenate(outs)
 
     def __call__(
@@ -208,37 +281,100 @@ class RewardModel:
         return folder
 
 
-def load_reward_model(folder: str | Path, embeddings: EmbeddingCache | None = None) -> RewardModel:
-    """Load a reward model folder written by `RewardModel.save` (JSON + safetensors only)."""
+def load_reward_model(
+    folder: str | Path, embeddings: EmbeddingCache | None = None, device: str | None = None
+) -> RewardModel:
+    """Load a reward model folder written by `RewardModel.save` (JSON + safetensors only); its
+    encoder runs on `device` unless `embeddings` is given (None: `auto`, see replyrl.device).
+
+    Raises:
+        ArtifactNotFoundError: the folder, or its config.json or head.safetensors, is missing.
+        ArtifactError: a file is corrupt or does not match the other (names the file and field).
+    """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
+
+    from replyrl.config import from_dict
+    from replyrl.io import read_json
+    from replyrl.models import DEFAULT_ENCODER
 
     folder = Path(folder)
     cfg_path, head_path = folder / "config.json", folder / "head.safetensors"
-    if not cfg_path.exists() or not head_path.exists():
-        raise FileNotFoundError(
-            f"{folder} is not a reward model folder (needs config.json and head.safetensors); "
-            "train one with `replyrl reward train`"
+    missing = [p.name for p in (cfg_path, head_path) if not p.is_file()]
+    if missing:
+        raise ArtifactNotFoundError(
+            f"{folder} is not a reward model folder (missing {' and '.join(missing)}; needs "
+            "config.json and head.safetensors); train one with `replyrl reward train`"
         )
-    config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    if config.get("format") != "replyrl-reward-model":
-        raise ValueError(
-            f"{cfg_path}: not a replyrl reward model config (format={config.get('format')!r})"
+    config = read_json(cfg_path, "reward model config")
+    if not isinstance(config, dict) or config.get("format") != "replyrl-reward-model":
+        got = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise ArtifactError(f"{cfg_path}: not a replyrl reward model config (format={got!r})")
+    version = config.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ArtifactError(f"{cfg_path}: field 'version' must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{cfg_path}: written by a newer replyrl (version {version}); upgrade replyrl"
         )
-    if int(config.get("version", 0)) > FORMAT_VERSION:
-        raise ValueError(
-            f"{cfg_path}: written by a newer replyrl (version {config['version']}); upgrade replyrl"
-        )
-    head = RewardHead(HeadConfig(**config["head"]))
-    state = load_file(str(head_path))
-    head.load_state_dict(state, strict=True)
+    try:
+        head_cfg = from_dict(HeadConfig, config.get("head"), where=f"{cfg_path}: head")
+    except ConfigError as e:
+        raise ArtifactError(f"{e}; the model folder is corrupt: train it again") from None
     encoder = config.get("encoder")
-    from replyrl.models import DEFAULT_ENCODER
-
+    if encoder is not None and not (isinstance(encoder, str) and encoder.strip()):
+        raise ArtifactError(f"{cfg_path}: field 'encoder' must be a name or path, got {encoder!r}")
+    meta = config.get("meta", {})
+    if not isinstance(meta, dict):
+        raise ArtifactError(f"{cfg_path}: field 'meta' must be an object, got {meta!r}")
+    for k in ("score_mean", "score_std", "heuristic_mean", "heuristic_std"):
+        v = meta.get(k)
+        if v is not None and (
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+        ):
+            raise ArtifactError(f"{cfg_path}: meta.{k} must be a finite number, got {v!r}")
+    try:
+        state = load_file(str(head_path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ArtifactError(
+            f"{head_path}: not a readable safetensors file ({str(e)[:80]}); train the model again"
+        ) from None
+    head = RewardHead(head_cfg)
+    _check_head_state(head, state, head_path)
+    head.load_state_dict(state, strict=True)
     if encoder == DEFAULT_ENCODER:
         encoder = None  # the packaged copy
-    model = RewardModel(head, encoder=encoder, embeddings=embeddings, meta=config.get("meta", {}))
-    for k in ("score_mean", "score_std"):
-        v = model.meta.get(k)
-        if v is not None and not math.isfinite(float(v)):
-            raise ValueError(f"{cfg_path}: meta.{k} is not finite ({v})")
-    return model
+    if embeddings is None:
+        embeddings = EmbeddingCache(encoder_name=encoder, device=device)
+    return RewardModel(head, encoder=encoder, embeddings=embeddings, meta=meta)
+
+
+def _check_head_state(head: RewardHead, state: dict[str, torch.Tensor], path: Path) -> None:
+    """The tensors in head.safetensors are exactly the head's, with its shapes, and finite."""
+    want = {k: tuple(v.shape) for k, v in head.state_dict().items()}
+    missing = sorted(set(want) - set(state))
+    extra = sorted(set(state) - set(want))
+    if missing:
+        what = {
+            "skip.weight": "the length skip",
+            "length_values": "the length head",
+            "length_knots": "the length head",
+        }
+        names = ", ".join(f"{k} ({what.get(k, 'head weights')})" for k in missing)
+        raise ArtifactError(
+            f"{path}: lacks {names} that a {head.cfg.kind!r} head needs (config.json describes "
+            "a different head, or the file is incomplete): retrain with `replyrl reward train`"
+        )
+    if extra:
+        raise ArtifactError(
+            f"{path}: holds tensors {extra} that config.json's {head.cfg.kind!r} head does not "
+            "have (the folder mixes two models): retrain with `replyrl reward train`"
+        )
+    for k, shape in want.items():
+        if tuple(state[k].shape) != shape:
+            raise ArtifactError(
+                f"{path}: tensor '{k}' has shape {list(state[k].shape)}, config.json's head needs "
+                f"{list(shape)}; the folder mixes two models: train it again"
+            )
+        if not state[k].is_floating_point() or not torch.isfinite(state[k]).all():
+            raise ArtifactError(f"{path}: tensor '{k}' holds non-finite or non-float values")

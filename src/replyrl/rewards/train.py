@@ -9,12 +9,13 @@ Data use, all seeded:
   stopping and model selection; the held-out test tweets are never used to tune anything.
 - preference pairs: `pairs: shp` (default) uses the SHP-style pairs of `replyrl.data.pairs` (later
   reply wins by `pair_ratio`); `pairs: all` uses every within-tweet pair whose scores differ by
-  `pair_ratio`, earlier winners included, with a *timing nuisance term* in the loss:
-  P(a ≻ b) = σ(s(a) − s(b) + γ·(log1p t_a − log1p t_b)). Timing explains most of Reddit
-  engagement (an earlier comment wins 83 % of clear pairs), so a text model trained on those pairs
-  without the term learns "long replies come early" or noise; with it, γ absorbs the timing
-  advantage and s(·) is left the text's share. γ is used in training only; the saved reward sees
-  text alone. On reddit-college it did not beat `shp` (docs/rewards.md), so it is opt-in. Extra pairs (e.g. user picks from `replyrl serve`) join the training pairs.
+  `pair_ratio`, earlier winners included, with *context nuisance terms* in the loss:
+  P(a ≻ b) = σ(s(a) − s(b) + γ_t·(log1p t_a − log1p t_b) + γ_f·(log1p f_a − log1p f_b)) for the
+  reply delay t and the author's followers f. Timing explains most of Reddit engagement (an earlier
+  comment wins 83 % of clear pairs), so a text model trained on those pairs without the term learns
+  "long replies come early" or noise; with it, γ absorbs the context's advantage and s(·) is left
+  the text's share. γ is used in training only; the saved reward sees text alone. Extra pairs (e.g.
+  user picks from `replyrl serve`) join the training pairs.
 - Bradley–Terry loss is symmetric in (a, b), so swapping pairs as augmentation changes nothing;
   regularization comes from weight decay, dropout and early stopping instead.
 """
@@ -29,7 +30,9 @@ from typing import Literal
 import numpy as np
 import torch
 
+from replyrl.config import ConfigError
 from replyrl.data.splits import SplitConfig
+from replyrl.errors import InputError
 from replyrl.rewards.heuristic import HeuristicConfig
 from replyrl.rewards.learned import HeadConfig
 
@@ -48,8 +51,8 @@ class RewardTrainConfig:
     """Regression loss."""
     huber_delta: float = 0.1
     """Huber transition point (labels are in [0, 1])."""
-    pairs: Literal["shp", "all"] = "shp"
-    """Preference pairs: SHP-style only, or all within-tweet pairs with the timing nuisance term."""
+    pairs: Literal["shp", "all"] = "all"
+    """Preference pairs: SHP-style only, or all within-tweet pairs with context nuisance terms."""
     pair_ratio: float = 2.0
     """A reply beats another when its engagement is at least this many times higher."""
     max_pairs_per_tweet: int = 8
@@ -85,26 +88,31 @@ class RewardTrainConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.val_frac < 0.5:
-            raise ValueError(f"val_frac must be in (0, 0.5), got {self.val_frac}")
+            raise ConfigError(f"val_frac must be in (0, 0.5), got {self.val_frac}")
         if not self.pair_ratio >= 1.0 or math.isinf(self.pair_ratio):
-            raise ValueError(f"pair_ratio must be a finite number >= 1, got {self.pair_ratio}")
-        if (
-            self.lr <= 0
-            or self.weight_decay < 0
-            or self.batch_size < 1
-            or self.epochs < 1
-            or self.patience < 1
+            raise ConfigError(f"pair_ratio must be a finite number >= 1, got {self.pair_ratio}")
+        if not (
+            0 < self.lr < math.inf
+            and 0 <= self.weight_decay < math.inf
+            and self.batch_size >= 1
+            and self.epochs >= 1
+            and self.patience >= 1
         ):
-            raise ValueError(
-                "need lr > 0, weight_decay >= 0, batch_size >= 1, epochs >= 1, patience >= 1"
+            raise ConfigError(
+                "need a finite lr > 0, a finite weight_decay >= 0, batch_size >= 1, epochs >= 1, "
+                f"patience >= 1; got lr={self.lr}, weight_decay={self.weight_decay}, "
+                f"batch_size={self.batch_size}, epochs={self.epochs}, patience={self.patience}"
             )
         bad = [s for s in self.train_splits if s not in ("sft", "rl", "gold", "test")]
         if bad or not self.train_splits:
-            raise ValueError(
+            raise ConfigError(
                 f"train_splits must name splits among sft, rl, gold, test; got {self.train_splits}"
             )
-        if self.max_pairs_per_tweet < 1 or self.huber_delta <= 0:
-            raise ValueError("max_pairs_per_tweet must be >= 1 and huber_delta > 0")
+        if self.max_pairs_per_tweet < 1 or not 0 < self.huber_delta < math.inf:
+            raise ConfigError(
+                "max_pairs_per_tweet must be >= 1 and huber_delta a finite number > 0, got "
+                f"{self.max_pairs_per_tweet}, {self.huber_delta}"
+            )
 
 
 @dataclass
@@ -117,8 +125,9 @@ class Batch:
     """(n, d) reply embeddings."""
     x: torch.Tensor
     """(n, k) raw surface features."""
-    log_delay: torch.Tensor
-    """(n,) log1p(reply_time_diff_seconds), 0 when unknown (training-time nuisance only)."""
+    context: torch.Tensor
+    """(n, 2) log1p(reply delay in seconds), log1p(reply author's followers); 0 when unknown
+    (training-time nuisance terms only, never a scoring input)."""
 
 
 def pairwise_accuracy(scores: np.ndarray, pairs: np.ndarray) -> float:
@@ -182,11 +191,15 @@ def regression_loss(pred: torch.Tensor, y: torch.Tensor, kind: str, delta: float
     return torch.nn.functional.mse_loss(pred, y)
 
 
+def _context(records: Sequence) -> list[tuple[float | None, float | None]]:
+    return [(r.reply_time_diff_seconds, r.reply_author_followers) for r in records]
+
+
 def _encode_batch(
     cache,
     tweets: Sequence[str],
     replies: Sequence[str],
-    delays: Sequence[float | None],
+    context: Sequence[tuple[float | None, float | None]],
     head_cfg: HeadConfig,
 ) -> Batch:
     from replyrl.rewards.learned import surface_features
@@ -195,16 +208,24 @@ def _encode_batch(
         et=torch.from_numpy(cache.encode(tweets)),
         er=torch.from_numpy(cache.encode(replies)),
         x=torch.from_numpy(surface_features(replies, head_cfg.extra_features)).float(),
-        log_delay=torch.tensor(
-            [math.log1p(d) if d is not None else 0.0 for d in delays], dtype=torch.float32
-        ),
+        context=torch.tensor(
+            [[math.log1p(v) if v is not None else 0.0 for v in c] for c in context],
+            dtype=torch.float32,
+        ).reshape(-1, 2),
     )
 
 
 def _score(head, b: Batch) -> np.ndarray:
+    """The full score (all heads): what the labels are fitted to, so what model selection uses."""
     head.eval()
     with torch.no_grad():
-        return head(b.et, b.er, b.x).double().numpy()
+        return head(b.et, b.er, b.x, heads="all").double().numpy()
+
+
+def abs_corr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|Pearson correlation| of two (n,) tensors (0 when either is constant), differentiable."""
+    a, b = a - a.mean(), b - b.mean()
+    return ((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-8)).abs()
 
 
 def fit_head(
@@ -234,14 +255,17 @@ def fit_head(
     if cfg.head.n_extra:
         head.x_mean.copy_(train.x.mean(0))
         head.x_std.copy_(train.x.std(0).clamp_min(1e-6))
-    gamma = torch.nn.Parameter(torch.zeros(()))  # timing nuisance, training only
+    if cfg.head.kind == "odin":
+        head.set_length_knots(train.x[:, 0])
+    gamma = torch.nn.Parameter(torch.zeros(2))  # timing and reach nuisance, training only
     groups = [{"params": list(head.parameters())}]
     if timing:
-        # γ is one scalar that must reach O(1) before the head can stop explaining timing with
+        # γ (two scalars) must reach O(1) before the head can stop explaining timing with
         # text: a larger step and no decay let it get there in the first epoch.
         groups.append({"params": [gamma], "lr": cfg.lr * 50, "weight_decay": 0.0})
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     preference = pairs is not None
+    odin = cfg.head.kind == "odin" and cfg.head.decorrelation > 0
     n = len(pairs) if preference else len(y)
     P = torch.from_numpy(pairs) if preference else None
     W = torch.from_numpy(pair_weight).float() if preference and pair_weight is not None else None
@@ -255,15 +279,20 @@ def fit_head(
             idx = perm[i : i + cfg.batch_size]
             if preference:
                 a, b = P[idx, 0], P[idx, 1]  # (B,), (B,)
-                z = head(train.et[a], train.er[a], train.x[a]) - head(
-                    train.et[b], train.er[b], train.x[b]
-                )
+                qa, la = head.heads(train.et[a], train.er[a], train.x[a])
+                qb, lb = head.heads(train.et[b], train.er[b], train.x[b])
+                z = (qa + la) - (qb + lb)
                 if timing:
-                    z = z + gamma * (train.log_delay[a] - train.log_delay[b])
+                    z = z + (train.context[a] - train.context[b]) @ gamma
                 loss = bt_loss(z, W[idx] if W is not None else None)
+                items, quality = torch.cat([a, b]), torch.cat([qa, qb])
             else:
-                pred = head(train.et[idx], train.er[idx], train.x[idx])
-                loss = regression_loss(pred, Y[idx], cfg.loss, cfg.huber_delta)
+                quality, length = head.heads(train.et[idx], train.er[idx], train.x[idx])
+                loss = regression_loss(quality + length, Y[idx], cfg.loss, cfg.huber_delta)
+                items = idx
+            if odin:
+                # ODIN: the quality head must not carry length (x[:, 0] is log chars)
+                loss = loss + cfg.head.decorrelation * abs_corr(quality, train.x[items, 0])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -279,7 +308,7 @@ def fit_head(
                 "epoch": epoch,
                 "train_loss": total / n,
                 "val_metric": metric,
-                "gamma": float(gamma.detach()) if timing else None,
+                "gamma": gamma.detach().tolist() if timing else None,
             }
         )
         if metric > best:
@@ -329,7 +358,7 @@ def train_reward_model(
     splits = split_records(records, cfg.split)
     train = [r for s in cfg.train_splits for r in splits[s]]
     if len({r.tweet_id for r in train}) < 4:
-        raise ValueError(
+        raise InputError(
             f"too few training tweets ({len({r.tweet_id for r in train})}) in splits "
             f"{cfg.train_splits}: a reward model needs many tweets with several replies each"
         )
@@ -349,15 +378,9 @@ def train_reward_model(
     # Item table: training replies, then the texts of extra pairs (no timing, no label).
     tweets = [r.tweet for r in tr] + [t for p in extra_pairs for t in (p.tweet, p.tweet)]
     replies = [r.reply for r in tr] + [t for p in extra_pairs for t in (p.chosen, p.rejected)]
-    delays = [r.reply_time_diff_seconds for r in tr] + [None] * (2 * len(extra_pairs))
-    tb = _encode_batch(cache, tweets, replies, delays, cfg.head)
-    vb = _encode_batch(
-        cache,
-        [r.tweet for r in va],
-        [r.reply for r in va],
-        [r.reply_time_diff_seconds for r in va],
-        cfg.head,
-    )
+    context = _context(tr) + [(None, None)] * (2 * len(extra_pairs))
+    tb = _encode_batch(cache, tweets, replies, context, cfg.head)
+    vb = _encode_batch(cache, [r.tweet for r in va], [r.reply for r in va], _context(va), cfg.head)
     if disk is not None:
         cache.save(disk)
     eng_va = [engagement_raw(r) for r in va]
@@ -398,11 +421,11 @@ def train_reward_model(
             )  # a human pick has no counts: weight 1
         pairs_arr = np.array(pairs, dtype=np.int64).reshape(-1, 2)
         if len(pairs_arr) == 0:
-            raise ValueError(
+            raise InputError(
                 "no preference pairs in the training tweets: lower pair_ratio or add --pairs"
             )
         if len(val_pairs) == 0:
-            raise ValueError(
+            raise InputError(
                 "no SHP-style pairs among the validation tweets: raise val_frac or add data"
             )
         weight = np.asarray(margins, dtype=np.float32) if cfg.margin_weight else None
@@ -419,7 +442,7 @@ def train_reward_model(
     else:
         y_full = np.concatenate([y_tr, np.full(2 * len(extra_pairs), np.nan)])
         keep = np.flatnonzero(np.isfinite(y_full))
-        sub = Batch(tb.et[keep], tb.er[keep], tb.x[keep], tb.log_delay[keep])
+        sub = Batch(tb.et[keep], tb.er[keep], tb.x[keep], tb.context[keep])
         head, hist = fit_head(cfg, sub, vb, y=y_full[keep], y_val=y_va)
     summary.update({k: v for k, v in hist.items() if k != "history"})
     summary["history"] = hist["history"]

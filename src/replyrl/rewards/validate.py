@@ -7,13 +7,19 @@ composite (0.6 RM + 0.4 heuristic, fixed normalization) — on tweets the RM nev
 - within-tweet pairwise accuracy on SHP-style pairs (later reply wins by `ratio`, DESIGN §2), the
   number the README's 64.4 % length bar refers to, with a tweet-level bootstrap 95 % CI on the
   RM's margin over length;
+- the same accuracy on *length-matched* pairs only — the two replies' lengths within 15 % of the
+  longer one (|len_a − len_b| ≤ 0.15·max(len_a, len_b)) — where length cannot pick the winner, so
+  what is left is what the scorer knows beyond length;
+- Spearman with the label after partialling out length (the rank partial correlation: Pearson of
+  the residuals of rank(score) and rank(label) regressed on rank(length));
+- on synthetic data, agreement with the simulated audience (the exact gold): within-tweet pairs
+  of held-out replies ordered by the audience, all of them and the length-matched ones;
 - a calibration plot (mean label per score decile).
 Validation is a gate: a margin over length that is not positive produces a warning.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +27,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
-from replyrl.io import atomic_write_json
+from replyrl.errors import ArtifactError, InputError
+from replyrl.io import atomic_write_json, read_json
 
 
 def held_out(records: Sequence, model_dir: str | Path) -> tuple[list, int]:
@@ -29,7 +36,13 @@ def held_out(records: Sequence, model_dir: str | Path) -> tuple[list, int]:
     path = Path(model_dir) / "train_tweets.json"
     if not path.exists():
         return list(records), 0
-    seen = set(json.loads(path.read_text(encoding="utf-8")))
+    ids = read_json(path, "the model's training tweet ids")
+    if not isinstance(ids, list) or not all(isinstance(t, str) for t in ids):
+        raise ArtifactError(
+            f"{path}: expected a JSON list of tweet ids (strings); the model folder is corrupt: "
+            "train it again, or delete the file to validate on every tweet given"
+        )
+    seen = set(ids)
     kept = [r for r in records if r.tweet_id not in seen]
     return kept, len(records) - len(kept)
 
@@ -53,6 +66,55 @@ def _corr(fn, a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
         return float("nan")
     return float(fn(a, b).statistic)
+
+
+LENGTH_MATCH = 0.15
+"""Two replies are length-matched when |len_a − len_b| ≤ LENGTH_MATCH · max(len_a, len_b)."""
+
+
+def length_matched(lengths: np.ndarray, pairs: np.ndarray, tol: float = LENGTH_MATCH) -> np.ndarray:
+    """Boolean mask of the (m, 2) index pairs whose two lengths are within `tol` of the longer."""
+    if len(pairs) == 0:
+        return np.zeros(0, dtype=bool)
+    la, lb = lengths[pairs[:, 0]], lengths[pairs[:, 1]]
+    return np.abs(la - lb) <= tol * np.maximum(la, lb)
+
+
+def partial_spearman(score: np.ndarray, label: np.ndarray, control: np.ndarray) -> float:
+    """Spearman of score and label with `control` partialled out (ranks, then residuals)."""
+    from scipy.stats import rankdata
+
+    if len(score) < 4 or np.std(score) == 0 or np.std(label) == 0:
+        return float("nan")
+    rs, rl, rc = (rankdata(x) for x in (score, label, control))
+    design = np.column_stack([np.ones_like(rc), rc])
+
+    def resid(y):
+        beta, *_ = np.linalg.lstsq(design, y, rcond=None)
+        return y - design @ beta
+
+    a, b = resid(rs), resid(rl)
+    # a score that is the control itself leaves only rounding noise: no partial correlation
+    if np.std(a) <= 1e-9 * np.std(rs) or np.std(b) <= 1e-9 * np.std(rl):
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def audience_pairs(records: Sequence) -> np.ndarray:
+    """(m, 2) within-tweet index pairs (better, worse) ordered by the simulated audience's appeal
+    (`audience_appeal` of synthetic records); ties are left out."""
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        if "audience_appeal" in r.extra:
+            groups.setdefault(r.tweet_id, []).append(i)
+    out = []
+    for idx in groups.values():
+        for x in idx:
+            for y in idx:
+                ax, ay = records[x].extra["audience_appeal"], records[y].extra["audience_appeal"]
+                if ax > ay:
+                    out.append((x, y))
+    return np.array(out, dtype=np.int64).reshape(-1, 2)
 
 
 def pair_wins(scores: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -96,7 +158,7 @@ def validate_reward_model(
     from replyrl.rewards.heuristic import HeuristicReward
 
     if not records:
-        raise ValueError(
+        raise InputError(
             "no held-out records to validate on: every tweet in the data was used for training "
             "(pass the gold/test split, or the full data file with the model's train_tweets.json)"
         )
@@ -116,6 +178,9 @@ def validate_reward_model(
         "reply length": np.array([len(r.strip()) for r in replies], dtype=float),
         "heuristic": heur,
     }
+    if getattr(getattr(model, "cfg", None), "kind", "mlp") == "odin":
+        # what RL optimises is the quality head ("reward model"); this row adds the length head
+        scores["reward model (all heads)"] = model.score(tweets, replies, heads="all")
     if "heuristic_mean" in meta and "score_mean" in meta:
         scores["composite 0.6/0.4"] = (
             0.6 * (rm - meta["score_mean"]) / meta["score_std"]
@@ -126,14 +191,28 @@ def validate_reward_model(
             records
         )
     pairs, groups = shp_pair_index(records, ratio)
+    lengths = scores["reply length"]
+    matched = length_matched(lengths, pairs)
+    aud = audience_pairs(records)
+    aud_matched = length_matched(lengths, aud)
     rows, wins = {}, {}
     for name, s in scores.items():
         wins[name] = pair_wins(s, pairs) if len(pairs) else np.zeros(0)
         rows[name] = {
             "spearman": _corr(spearmanr, s, y),
             "pearson": _corr(pearsonr, s, y),
+            "spearman_given_length": partial_spearman(s, y, lengths),
             "pairwise_accuracy": float(wins[name].mean()) if len(pairs) else float("nan"),
+            "length_matched_accuracy": float(wins[name][matched].mean())
+            if matched.any()
+            else float("nan"),
         }
+        if len(aud):
+            w = pair_wins(s, aud)
+            rows[name]["audience_accuracy"] = float(w.mean())
+            rows[name]["audience_length_matched_accuracy"] = (
+                float(w[aud_matched].mean()) if aud_matched.any() else float("nan")
+            )
     acc = {k: v["pairwise_accuracy"] for k, v in rows.items()}
     margin = acc["reward model"] - acc["reply length"]
     ci = (
@@ -165,6 +244,10 @@ def validate_reward_model(
         "n_records": len(records),
         "n_tweets": len({r.tweet_id for r in records}),
         "n_pairs": len(pairs),
+        "n_length_matched_pairs": int(matched.sum()),
+        "n_audience_pairs": int(len(aud)),
+        "n_audience_length_matched_pairs": int(aud_matched.sum()),
+        "length_match_rule": f"|len_a - len_b| <= {LENGTH_MATCH} * max(len_a, len_b)",
         "label": labeler.kind,
         "objective": meta.get("objective"),
         "pair_ratio": ratio,

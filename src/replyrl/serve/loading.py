@@ -11,8 +11,10 @@ model has: the simulated audience (synthetic data: the exact engagement), else t
 (never seen in training), else the proxy; ties go to the model listed first. The base model can win;
 then suggestions come from it, ranked by the run's reward. Of a recipe trained over several seeds
 the first seed listed is used (the summary holds no per-seed ranking, and picking the luckiest seed
-would overstate it). The ranking reward is the run's proxy reward model in the composite the RL
-recipes trained against (the pipeline's `learned_weight`/`heuristic_weight`), and the prompt is the
+would overstate it). The ranking reward is the one the chosen run optimised (the `reward` section of
+its config.yaml; the pipeline's for the base model): the proxy reward model (`learned`), the proxy
+RM plus the heuristic with the run's weights (`composite`), or the heuristic; a run trained on the
+simulated audience (synthetic data only) is ranked by the proxy composite. The prompt is the
 instruction the chosen adapter was trained with.
 """
 
@@ -57,6 +59,8 @@ class RunChoice:
     """Training seed of the adapter."""
     reward: Path | None
     """Proxy reward-model folder to rank by; None ranks by the heuristic alone."""
+    reward_kind: str
+    """How to rank: `learned` (the proxy RM), `composite` (RM + heuristic) or `heuristic`."""
     learned_weight: float
     """Composite weight of the learned reward."""
     heuristic_weight: float
@@ -134,20 +138,78 @@ def _adapter_of(run_dir: Path, name: str, runs: Any) -> tuple[Path, int | None]:
     )
 
 
-def _instruction_of(adapter: Path | None) -> str:
-    """The `data.instruction` of the training run that wrote `adapter` (its config.yaml)."""
+def _run_config(adapter: Path | None) -> dict:
+    """The merged training config (config.yaml) of the run that wrote `adapter`, or {}."""
     if adapter is None:
-        return DEFAULT_INSTRUCTION
+        return {}
     import yaml
 
-    cfg_file = adapter.parent / "config.yaml"
     try:
-        cfg = yaml.safe_load(cfg_file.read_text(encoding="utf-8"))
-        instruction = cfg["data"]["instruction"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return DEFAULT_INSTRUCTION  # an adapter copied without its run folder: the default prompt
+        cfg = yaml.safe_load((adapter.parent / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}  # an adapter copied without its run folder: defaults below
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _instruction_of(run_cfg: dict) -> str:
+    """The `data.instruction` the run trained with (DEFAULT_INSTRUCTION when not recorded)."""
+    data = run_cfg.get("data")
+    instruction = data.get("instruction") if isinstance(data, dict) else None
+    if isinstance(instruction, str) and instruction.strip():
+        return instruction
+    return DEFAULT_INSTRUCTION
+
+
+def _weights(section: dict, where: Path) -> dict[str, float]:
+    weights = {}
+    for key, default in (("learned_weight", 0.6), ("heuristic_weight", 0.4)):
+        value = section.get(key, default)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (number and math.isfinite(value) and value >= 0):
+            raise RunError(f"{where}: reward.{key} must be a finite number >= 0, got {value!r}")
+        weights[key] = float(value)
+    if sum(weights.values()) <= 0:
+        raise RunError(f"{where}: reward.learned_weight + reward.heuristic_weight must be > 0")
+    return weights
+
+
+def _ranking_reward(root: Path, run_cfg: dict, adapter: Path | None) -> tuple[str, dict, str]:
+    """(kind, weights, note): the reward the chosen run optimised, as a ranker can use it.
+
+    The run's own `reward` section (its config.yaml; the pipeline's `reward` for the base model)
+    says the kind: `learned` (the proxy RM), `composite` (proxy RM + heuristic, with its weights) or
+    `heuristic`. The simulated audience (`audience`) exists only for synthetic tweets, so it ranks
+    by the proxy composite instead; without a proxy RM folder, by the heuristic.
+    """
+    where = adapter.parent / "config.yaml" if adapter is not None else root / "pipeline_config.json"
+    section = run_cfg.get("reward")
+    if adapter is None:
+        pipeline_cfg = _read_json(where, "the pipeline config") if where.is_file() else {}
+        section = pipeline_cfg.get("reward") if isinstance(pipeline_cfg, dict) else None
+    section = section if isinstance(section, dict) else {}
+    kind = section.get("kind", "composite")
+    has_proxy = (root / "rewards" / "proxy" / "config.json").is_file()
+    if kind not in ("learned", "composite", "heuristic", "audience"):
+        raise RunError(f"{where}: unknown reward kind {kind!r}")
+    if kind == "audience":
+        pipeline_cfg = root / "pipeline_config.json"
+        outer = _read_json(pipeline_cfg, "the pipeline config") if pipeline_cfg.is_file() else {}
+        outer = outer.get("reward") if isinstance(outer, dict) else None
+        weights = _weights(outer if isinstance(outer, dict) else {}, pipeline_cfg)
+        kind, note = "composite", "trained on the simulated audience (synthetic only): "
+    else:
+        weights, note = _weights(section, where) if kind == "composite" else {}, ""
+    if kind != "heuristic" and not has_proxy:
+        return "heuristic", {}, note + f"no proxy reward model in {root / 'rewards'}: heuristic"
     return (
-        instruction if isinstance(instruction, str) and instruction.strip() else DEFAULT_INSTRUCTION
+        kind,
+        weights,
+        note
+        + {
+            "learned": "ranked by its proxy reward model",
+            "composite": "ranked by its proxy reward model + heuristic",
+            "heuristic": "ranked by the heuristic it trained against",
+        }[kind],
     )
 
 
@@ -188,30 +250,19 @@ def resolve_run(run_dir: str | Path, recipe: str | None = None) -> RunChoice:
         adapter, seed = None, None
     else:
         adapter, seed = _adapter_of(root, name, info.get("runs"))
-
-    cfg_file = root / "pipeline_config.json"
-    reward_cfg = (_read_json(cfg_file, "the pipeline config") if cfg_file.is_file() else {}) or {}
-    reward_cfg = reward_cfg.get("reward", {}) if isinstance(reward_cfg, dict) else {}
-    weights = {}
-    for key, default in (("learned_weight", 0.6), ("heuristic_weight", 0.4)):
-        value = reward_cfg.get(key, default)
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not (number and math.isfinite(value) and value >= 0):
-            raise RunError(f"{cfg_file}: reward.{key} must be a finite number >= 0, got {value!r}")
-        weights[key] = float(value)
-    if sum(weights.values()) <= 0:
-        raise RunError(f"{cfg_file}: reward.learned_weight + reward.heuristic_weight must be > 0")
-    proxy = root / "rewards" / "proxy"
-    use_learned = reward_cfg.get("train_with_learned", True) is not False
+    run_cfg = _run_config(adapter)
+    kind, weights, note = _ranking_reward(root, run_cfg, adapter)
     return RunChoice(
         run_dir=root,
         name=name,
         adapter=adapter,
         seed=seed,
-        reward=proxy if use_learned and (proxy / "config.json").is_file() else None,
-        **weights,
-        instruction=_instruction_of(adapter),
-        reason=reason,
+        reward=root / "rewards" / "proxy" if kind != "heuristic" else None,
+        reward_kind=kind,
+        learned_weight=weights.get("learned_weight", 0.6),
+        heuristic_weight=weights.get("heuristic_weight", 0.4),
+        instruction=_instruction_of(run_cfg),
+        reason=f"{reason}; {note}",
     )
 
 
@@ -220,9 +271,11 @@ def build_ranker(
     embeddings: Any = None,
     learned_weight: float = 0.6,
     heuristic_weight: float = 0.4,
+    kind: str = "composite",
 ) -> RewardRanker:
     """The ranking reward: with `reward_dir`, the composite reward (learned RM + heuristic, DESIGN §3
-    seed weights 0.6/0.4); without, the heuristic reward alone (no training needed).
+    seed weights 0.6/0.4; `kind="learned"`: the RM alone); without, the heuristic reward alone (no
+    training needed).
 
     Both come from `replyrl.rewards.build.build_reward`, the same factory training and evaluation
     use, so a suggestion is ranked by the reward the model was trained against.
@@ -239,7 +292,7 @@ def build_ranker(
             "or leave out --reward to rank by the heuristic reward"
         )
     rcfg = RewardConfig(
-        kind="composite",
+        kind="learned" if kind == "learned" else "composite",
         model=str(path),
         learned_weight=learned_weight,
         heuristic_weight=heuristic_weight,
@@ -248,7 +301,7 @@ def build_ranker(
         fn = build_reward(rcfg, embeddings=embeddings)
     except (ValueError, KeyError, TypeError) as e:  # a corrupt or foreign folder: say which
         raise RewardFolderError(f"cannot rank by the reward model in {path}: {e}") from None
-    return RewardRanker(fn, f"composite({path.name})")
+    return RewardRanker(fn, f"{rcfg.kind}({path.name})")
 
 
 def load_suggester(
@@ -256,30 +309,37 @@ def load_suggester(
     reward: str | Path | None = None,
     max_new_tokens: int = 48,
     cfg: SuggestConfig | None = None,
-    device: str = "cpu",
+    device: str = "auto",
     run: RunChoice | None = None,
     style: Style | None = None,
 ) -> Suggester:
-    """Load the policy (base model or adapter folder), the encoder and the reward once.
+    """Load the policy (base model or adapter folder), the encoder and the reward once, all on
+    `device` (auto: cuda → mps → cpu).
 
     With `run` (from `resolve_run`), its adapter, reward and instruction replace `model`/`reward`.
     `style` is the default tone and voice of requests.
     """
     from replyrl.console import quiet_libraries
+    from replyrl.device import resolve_device
     from replyrl.models import load_policy
     from replyrl.rewards.embeddings import EmbeddingCache
 
     cfg = cfg or SuggestConfig()  # validate before any model loads
+    device = resolve_device(device)
     quiet_libraries()  # people read this output; weight-loading bars are noise here
-    weights: dict[str, float] = {}
+    weights: dict[str, Any] = {}
     instruction = DEFAULT_INSTRUCTION
     if run is not None:
         model = str(run.adapter) if run.adapter is not None else None
         reward, instruction = run.reward, run.instruction
-        weights = {"learned_weight": run.learned_weight, "heuristic_weight": run.heuristic_weight}
+        weights = {
+            "learned_weight": run.learned_weight,
+            "heuristic_weight": run.heuristic_weight,
+            "kind": run.reward_kind,
+        }
     # One cache for dedup and the reward's relevance: each reply is encoded once (encoder loads lazily,
     # after a bad --reward folder has already been reported).
-    embeddings = EmbeddingCache(max_items=SERVE_CACHE_ITEMS)
+    embeddings = EmbeddingCache(max_items=SERVE_CACHE_ITEMS, device=device)
     ranker = build_ranker(reward, embeddings, **weights)
     # Load the encoder, VADER and the profanity model now, not inside the first person's request.
     ranker.score("warm-up", ["warming up the reward"])

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from replyrl.config import SEED_MAX, ConfigError
+from replyrl.device import check_device_name
 from replyrl.models import DEFAULT_INSTRUCTION
-from replyrl.training.objective import ObjectiveConfig
-
-Recipe = Literal["sft", "polychromic", "grpo", "hybrid", "dpo"]
+from replyrl.training.objective import RECIPES, ObjectiveConfig, get_recipe
 
 
 @dataclass
@@ -34,11 +34,11 @@ class DataConfig:
 
     def __post_init__(self):
         if not self.quartiles or any(q not in (1, 2, 3, 4) for q in self.quartiles):
-            raise ValueError(
+            raise ConfigError(
                 f"data.quartiles must be a non-empty subset of [1, 2, 3, 4], got {self.quartiles}"
             )
         if self.max_tweets < 0:
-            raise ValueError(f"data.max_tweets must be >= 0, got {self.max_tweets}")
+            raise ConfigError(f"data.max_tweets must be >= 0, got {self.max_tweets}")
 
 
 @dataclass
@@ -59,12 +59,24 @@ class ModelConfig:
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
     )
     """Modules that get LoRA adapters."""
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    """Weight dtype (bfloat16 on GPU)."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weight dtype; auto = bfloat16 where the device supports it (CUDA, compute capability 8+),
+    else float32."""
 
     def __post_init__(self):
         if self.lora_r < 1 or self.lora_alpha < 1:
-            raise ValueError("model.lora_r and model.lora_alpha must be >= 1")
+            raise ConfigError("model.lora_r and model.lora_alpha must be >= 1")
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError(f"model.lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if not self.target_modules or not all(
+            isinstance(m, str) and m.strip() for m in self.target_modules
+        ):
+            raise ConfigError(
+                "model.target_modules must name at least one module (e.g. [q_proj, v_proj]), "
+                f"got {self.target_modules}"
+            )
+        if not str(self.name).strip():
+            raise ConfigError("model.name must not be empty (use 'default' for the packaged model)")
 
 
 @dataclass
@@ -85,13 +97,13 @@ class AdaptiveKLConfig:
     """Upper bound of the coefficient."""
 
     def __post_init__(self):
-        if (
-            self.target <= 0
-            or self.up <= 1
-            or not 0 < self.down < 1
-            or not 0 < self.min_coef <= self.max_coef
+        if not (
+            0 < self.target < float("inf")
+            and 1 < self.up < float("inf")
+            and 0 < self.down < 1
+            and 0 < self.min_coef <= self.max_coef < float("inf")
         ):
-            raise ValueError(
+            raise ConfigError(
                 "grpo.adaptive_kl: need target > 0, up > 1, 0 < down < 1, 0 < min_coef <= max_coef"
             )
 
@@ -129,21 +141,41 @@ class GRPOSection:
     adaptive_kl: AdaptiveKLConfig = field(default_factory=AdaptiveKLConfig)
     """Our adaptive KL controller (TRL has none)."""
     use_vllm: bool = False
-    """Generate with vLLM (GPU only)."""
+    """Generate with vLLM (GPU only; needs the vllm package); overrides rollout_backend."""
     vllm_mode: Literal["colocate", "server"] = "colocate"
     """vLLM mode when use_vllm."""
+    rollout_backend: Literal["trl", "fast"] = "trl"
+    """Rollout sampler: trl (TRL's `generate`) or fast (replyrl's decode loop: each prompt prefilled
+    once for its K completions, finished rows leave the batch). trl by default: on a CPU at K=4 ×
+    2 prompts × 32 tokens the loop measured no faster per step (docs/architecture.md#rollouts)."""
 
     def __post_init__(self):
         if self.num_generations < 2:
-            raise ValueError(
+            raise ConfigError(
                 f"grpo.num_generations must be >= 2 (groups need siblings), got {self.num_generations}"
             )
         if self.prompts_per_step < 1 or self.max_completion_length < 1:
-            raise ValueError("grpo.prompts_per_step and grpo.max_completion_length must be >= 1")
-        if self.kl_coef < 0 or self.epsilon <= 0 or self.epsilon_high <= 0:
-            raise ValueError("grpo.kl_coef must be >= 0 and grpo.epsilon(_high) > 0")
+            raise ConfigError("grpo.prompts_per_step and grpo.max_completion_length must be >= 1")
+        if not (self.kl_coef >= 0 and self.epsilon > 0 and self.epsilon_high > 0):
+            raise ConfigError(
+                "grpo.kl_coef must be >= 0 and grpo.epsilon(_high) > 0, got "
+                f"{self.kl_coef}, {self.epsilon}, {self.epsilon_high}"
+            )
+        if not 0 < self.temperature < float("inf"):
+            raise ConfigError(
+                f"grpo.temperature must be > 0 (1.0 samples the model as it is), got {self.temperature}"
+            )
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"grpo.top_p must be in (0, 1] (1.0 = off), got {self.top_p}")
+        if self.num_iterations < 1:
+            raise ConfigError(
+                f"grpo.num_iterations must be >= 1 (updates per generation batch), got "
+                f"{self.num_iterations}"
+            )
+        if not 0 <= self.entropy_coef < float("inf"):
+            raise ConfigError(f"grpo.entropy_coef must be >= 0 (0 = off), got {self.entropy_coef}")
         if self.adaptive_kl.enabled and self.kl_coef == 0:
-            raise ValueError(
+            raise ConfigError(
                 "grpo.adaptive_kl.enabled needs grpo.kl_coef > 0 (with 0 TRL loads no reference model)"
             )
 
@@ -162,8 +194,18 @@ class DPOSection:
     """Pairs per optimizer step per device."""
 
     def __post_init__(self):
-        if self.beta <= 0 or self.pair_ratio < 1 or self.max_pairs_per_tweet < 1:
-            raise ValueError("dpo: need beta > 0, pair_ratio >= 1, max_pairs_per_tweet >= 1")
+        if not (
+            0 < self.beta < float("inf")
+            and 1 <= self.pair_ratio < float("inf")
+            and self.max_pairs_per_tweet >= 1
+        ):
+            raise ConfigError(
+                "dpo: need a finite beta > 0, a finite pair_ratio >= 1 and max_pairs_per_tweet >= 1, "
+                f"got beta={self.beta}, pair_ratio={self.pair_ratio}, "
+                f"max_pairs_per_tweet={self.max_pairs_per_tweet}"
+            )
+        if self.batch_size < 1:
+            raise ConfigError(f"dpo.batch_size must be >= 1, got {self.batch_size}")
 
 
 @dataclass
@@ -187,28 +229,40 @@ class OptimConfig:
     save_steps: int = 10
     """Checkpoint every N steps (resume restarts from the last one)."""
     save_total_limit: int = 2
-    """Checkpoints kept."""
+    """Checkpoints kept (0 = all, e.g. to evaluate them along the run)."""
     sample_every: int = 10
     """Write the latest rollouts (or SFT samples) to samples.jsonl every N steps (0 = off)."""
-    bf16: bool = False
-    """bf16 mixed precision (GPU)."""
+    bf16: bool | None = None
+    """bf16 mixed precision; None = on exactly when the weights are bfloat16 (model.dtype)."""
     gradient_checkpointing: bool = False
     """Recompute activations in backward (saves GPU memory; slows small CPU runs, TRL turns it on)."""
-    use_cpu: bool = True
-    """Force CPU (the laptop profile)."""
+    use_cpu: bool = False
+    """Deprecated: the top-level `device: cpu` says the same (true here still forces the CPU)."""
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     """Loggers: tensorboard, and wandb only when asked."""
 
     def __post_init__(self):
-        if self.max_steps < 1 or self.learning_rate <= 0 or self.batch_size < 1:
-            raise ValueError("optim: need max_steps >= 1, learning_rate > 0, batch_size >= 1")
-        if self.save_steps < 1 or self.logging_steps < 1 or self.gradient_accumulation_steps < 1:
-            raise ValueError(
-                "optim: save_steps, logging_steps and gradient_accumulation_steps must be >= 1"
+        if not (
+            self.max_steps >= 1 and 0 < self.learning_rate < float("inf") and self.batch_size >= 1
+        ):
+            raise ConfigError(
+                "optim: need max_steps >= 1, a finite learning_rate > 0, batch_size >= 1, got "
+                f"{self.max_steps}, {self.learning_rate}, {self.batch_size}"
             )
-        if self.bf16 and self.use_cpu:
-            raise ValueError(
-                "optim.bf16 needs a GPU: set optim.use_cpu=false (or bf16=false on CPU)"
+        if self.warmup_steps < 0:
+            raise ConfigError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0 <= self.max_grad_norm < float("inf"):
+            raise ConfigError(
+                f"optim.max_grad_norm must be >= 0 (0 = no clipping), got {self.max_grad_norm}"
+            )
+        if self.save_total_limit < 1 or self.sample_every < 0:
+            raise ConfigError(
+                "optim: need save_total_limit >= 1 (resume needs a checkpoint) and sample_every "
+                f">= 0, got {self.save_total_limit}, {self.sample_every}"
+            )
+        if self.save_steps < 1 or self.logging_steps < 1 or self.gradient_accumulation_steps < 1:
+            raise ConfigError(
+                "optim: save_steps, logging_steps and gradient_accumulation_steps must be >= 1"
             )
 
 
@@ -218,12 +272,15 @@ class TrainConfig:
 
     name: str = "run"
     """Experiment name; the run writes to <output_dir>/<name>/seed_<seed>/."""
-    recipe: Recipe = "grpo"
-    """sft | polychromic | grpo | hybrid | dpo."""
+    recipe: str = "grpo"
+    """A registered recipe (training/objective.py RECIPES): sft | polychromic | grpo | hybrid | dpo."""
     seed: int = 0
     """Seed of weights init, sampling and data order."""
     output_dir: str = "output/experiments"
     """Root of experiment folders."""
+    device: str = "auto"
+    """Where the policy, its reference and the reward encoders run: auto (cuda → mps → cpu), cpu,
+    cuda or mps (under `accelerate launch` each process takes its own GPU)."""
     data: DataConfig = field(default_factory=DataConfig)
     """Training data."""
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -240,7 +297,36 @@ class TrainConfig:
     """Optimizer and logging."""
 
     def __post_init__(self):
-        if not self.name or "/" in self.name:
-            raise ValueError(f"name must be a non-empty folder name, got {self.name!r}")
-        if self.recipe in ("polychromic", "grpo", "hybrid"):
-            self.objective.resolved(self.recipe)  # fails early on all-zero weights
+        if (
+            not self.name.strip()
+            or self.name in (".", "..")
+            or any(c in self.name for c in "/\\\0")
+        ):
+            # the run folder is <output_dir>/<name>/seed_<seed>, and --overwrite deletes it
+            raise ConfigError(
+                f"name must be a plain folder name (no '/', '\\', '..' or absolute path), got "
+                f"{self.name!r}"
+            )
+        if not 0 <= self.seed <= SEED_MAX:
+            raise ConfigError(f"seed must be in 0..{SEED_MAX}, got {self.seed}")
+        if not str(self.output_dir).strip():
+            raise ConfigError("output_dir must not be empty (e.g. output/experiments)")
+        get_recipe(self.recipe)
+        self.weights()  # a meaningless weight/mode combination fails before any model loads
+        check_device_name(self.device, "device")
+        if self.optim.use_cpu:
+            if self.device not in ("auto", "cpu"):
+                raise ConfigError(
+                    f"optim.use_cpu=true contradicts device={self.device}: drop optim.use_cpu "
+                    "(deprecated) and set device"
+                )
+            self.device = "cpu"
+
+    def weights(self):
+        """The run's resolved objective weights (α, β, λ, mode)."""
+        return self.objective.resolved(self.recipe, self.grpo.num_generations)
+
+    @property
+    def recipe_spec(self):
+        """The registry entry of `recipe` (trainer, phase split, default weights)."""
+        return RECIPES[self.recipe]

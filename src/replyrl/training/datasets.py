@@ -6,13 +6,16 @@ from collections import defaultdict
 
 import numpy as np
 
+from replyrl.errors import InputError
 from replyrl.models import prompt_messages
 from replyrl.records import Record, load_records
 from replyrl.training.config import DataConfig
+from replyrl.training.objective import Recipe
 
 
-def load_phase_records(data: DataConfig, recipe: str, seed: int = 0) -> list[Record]:
-    """Load the records a recipe trains on: the phase split (sft for sft/dpo, rl for RL recipes)."""
+def load_phase_records(data: DataConfig, recipe: Recipe, seed: int = 0) -> list[Record]:
+    """Load the records a recipe trains on: its phase split (`Recipe.phase`) unless `data.split`
+    names another."""
     if data.path:
         records = load_records(data.path).records
     else:
@@ -21,7 +24,7 @@ def load_phase_records(data: DataConfig, recipe: str, seed: int = 0) -> list[Rec
         records = synthesize(n_tweets=100, seed=0)
     split = data.split
     if split == "auto":
-        split = "sft" if recipe in ("sft", "dpo") else "rl"
+        split = recipe.phase
     if split != "all":
         from replyrl.data.splits import SplitConfig, split_records
 
@@ -31,8 +34,8 @@ def load_phase_records(data: DataConfig, recipe: str, seed: int = 0) -> list[Rec
         keep_set = set(keep)
         records = [r for r in records if r.tweet_id in keep_set]
     if not records:
-        raise ValueError(
-            f"no training records for recipe {recipe!r} (split {split!r} of {data.path or 'synthetic'})"
+        raise InputError(
+            f"no training records for recipe {recipe.name!r} (split {split!r} of {data.path or 'synthetic'})"
         )
     return records
 
@@ -80,7 +83,7 @@ def rl_rows(records: list[Record], labels: np.ndarray, data: DataConfig) -> list
             }
         )
     if not rows:
-        raise ValueError(f"no tweets left after keeping engagement quartiles {data.quartiles}")
+        raise InputError(f"no tweets left after keeping engagement quartiles {data.quartiles}")
     return rows
 
 
@@ -116,7 +119,7 @@ def dpo_rows(
         records, ratio=ratio, max_pairs_per_tweet=max_pairs_per_tweet, seed=seed
     )
     if not pairs:
-        raise ValueError(
+        raise InputError(
             "no preference pairs in the training records: lower dpo.pair_ratio or add data"
         )
     return [

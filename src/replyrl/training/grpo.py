@@ -1,120 +1,121 @@
-"""`ObjectiveGRPOTrainer`: TRL's GRPOTrainer plus our objective (see objective.py for the math).
+"""`ObjectiveGRPOTrainer`: TRL's GRPOTrainer plus our objective (objective.py has the math).
 
-Two short overrides, nothing forked:
-* `_generate_and_score_completions`: TRL samples K completions per prompt and turns our reward
-  R_i = β·r_i + c_i into group-normalised advantages; we clip advantages (optional) and attach the
-  tokenised reference reply of each prompt for the SFT term.
-* `compute_loss`: TRL's policy loss (clipped ratio + k3 KL) weighted by β + λ, plus α·NLL of the
-  reference reply.
+Three short overrides, nothing forked:
+* `_calculate_rewards`: TRL calls our reward function on each process's completions and gathers
+  the engagement rewards; we gather the completions' embeddings too and turn r into R per prompt
+  group on the whole gathered batch, so a group split across processes is credited as one.
+* `_generate_and_score_completions`: TRL turns R into group-normalised advantages; we clip them
+  (optional), multiply them by w = β + λ (the policy-gradient weight, so it touches neither the KL
+  leash nor the entropy bonus) and attach the tokenised reference reply for the SFT term.
+* `compute_loss`: TRL's loss plus α times the reference-reply NLL, normalised per optimizer step.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
+from accelerate.utils import gather, gather_object
 from trl import GRPOTrainer
 
-from replyrl.training.objective import policy_reward, sft_nll, total_loss
+from replyrl.rewards.base import check_rewards, completion_texts
+from replyrl.training.objective import (
+    ObjectiveConfig,
+    Weights,
+    objective_rewards,
+    sft_nll_per_row,
+)
+from replyrl.training.rollout import FastRolloutMixin
 
 
 class ObjectiveReward:
-    """The policy-gradient reward R_i = β·r_i + c_i as one TRL reward function.
+    """The TRL reward function of the objective: the engagement reward r of each completion.
 
-    `engagement` is any reward callable; the diversity credit c_i is computed among completions of
-    the same prompt, found by `tweet_id` (or the prompt itself), never by position.
+    It returns zeros when R does not read engagement (e.g. polychromic in additive mode), so no
+    reward model is loaded there. The group transform r → R happens after the gather, in
+    `ObjectiveGRPOTrainer._calculate_rewards`; `embeddings` is the cache that encodes completions
+    for the diversity term (shared with the engagement reward when both use the same encoder).
     """
 
     __name__ = "objective"
 
-    def __init__(
-        self,
-        engagement,
-        beta: float,
-        lam: float,
-        mode: str = "additive",
-        floor: float = 0.05,
-        encoder=None,
-    ):
+    def __init__(self, engagement: Any, weights: Weights, embeddings: Any = None):
         from replyrl.rewards.embeddings import EmbeddingCache
 
-        self.engagement, self.beta, self.lam, self.mode, self.floor = (
-            engagement,
-            beta,
-            lam,
-            mode,
-            floor,
-        )
-        # One cache for the whole run: the encoder loads once and repeated texts are encoded once.
-        self.embeddings = (
-            encoder if isinstance(encoder, EmbeddingCache) else EmbeddingCache(encoder)
-        )
+        self.engagement, self.weights = engagement, weights
+        if weights.needs_engagement and engagement is None:
+            raise ValueError(
+                f"the objective (β={weights.beta}, λ={weights.lam}, mode={weights.mode}) reads the "
+                "engagement reward, but none was given"
+            )
+        self.embeddings = embeddings if embeddings is not None else EmbeddingCache()
 
     def __call__(self, prompts, completions, **columns) -> list[float]:
-        from replyrl.rewards.base import completion_texts
-        from replyrl.rewards.diversity import diversity_credit
+        n = len(completions)
+        if not self.weights.needs_engagement:
+            return [0.0] * n
+        values = self.engagement(prompts, completions, **columns)
+        return check_rewards(values, n, getattr(self.engagement, "__name__", "engagement"))
 
-        log_metric = columns.get("log_metric")
-        texts = completion_texts(completions)
-        if self.engagement is not None and (self.beta > 0 or self.mode != "additive"):
-            r = np.asarray(self.engagement(prompts, completions, **columns), dtype=np.float64)
-        else:  # polychromic with additive credit needs no engagement reward
-            r = np.zeros(len(texts))
-        keys = columns.get("tweet_id") or [str(p) for p in prompts]
-        stats: dict[str, float] = {}
-        credit = diversity_credit(
-            keys,
-            texts,
-            r,
-            mode=self.mode,
-            lam=self.lam,
-            encoder=self.embeddings,
-            floor=self.floor,
-            stats=stats,
-        )
-        total = policy_reward(r, credit, self.beta)
-        if not np.all(np.isfinite(total)):
-            raise ValueError(f"objective reward produced non-finite values: {total.tolist()}")
-        if log_metric is not None:
-            log_metric("rewards/engagement/mean", float(r.mean()))
-            log_metric("diversity/credit_mean", float(np.mean(credit)))
-            for k, v in stats.items():
-                log_metric(f"diversity/{k}", float(v))
-            log_metric("completions/mean_chars", float(np.mean([len(t) for t in texts])))
-        return total.tolist()
+    def embed(self, completions) -> np.ndarray:
+        """(n, d) unit embeddings of the completions (each distinct text encoded once per run)."""
+        return self.embeddings.encode(completion_texts(completions))
 
 
-class ObjectiveGRPOTrainer(GRPOTrainer):
-    """GRPO with α·SFT + (β + λ)·PG; α, β, λ come from `ObjectiveConfig.resolved(recipe)`."""
+class ObjectiveGRPOTrainer(FastRolloutMixin, GRPOTrainer):
+    """GRPO with the objective α·SFT + w·PG(R) + KL; weights from `ObjectiveConfig.resolved`."""
 
-    def __init__(
-        self,
-        *args,
-        alpha: float,
-        beta: float,
-        lam: float,
-        advantage_clip: float | None = None,
-        **kwargs,
-    ):
+    def __init__(self, *args, weights: Weights, objective: ObjectiveConfig, **kwargs):
         super().__init__(*args, **kwargs)
-        self.alpha, self.pg_beta, self.lam, self.advantage_clip = alpha, beta, lam, advantage_clip
+        self.weights, self.objective = weights, objective
+        (self.objective_reward,) = [f for f in self.reward_funcs if isinstance(f, ObjectiveReward)]
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        r = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)  # (N, 1)
+        mode = "train" if self.model.training else "eval"
+        k = self.num_generations if mode == "train" else self.num_generations_eval
+        emb = None
+        if self.weights.needs_diversity:
+            local = torch.from_numpy(self.objective_reward.embed(completions))
+            emb = gather(local.to(self.accelerator.device)).float().cpu().numpy()  # (N, d)
+        texts = gather_object(completion_texts(completions))
+        keys = gather_object([str(x.get("tweet_id", x["prompt"])) for x in inputs])
+        engagement = r[:, 0].float().cpu().numpy()
+        rewards, stats = objective_rewards(
+            engagement, emb, texts, keys, k, self.weights, self.objective, self.args.seed
+        )
+        metrics = self._metrics[mode]
+        if self.weights.needs_engagement:
+            metrics["rewards/engagement/mean"].append(float(engagement.mean()))
+        for name, value in stats.items():
+            metrics[f"diversity/{name}"].append(value)
+        metrics["completions/mean_chars"].append(float(np.mean([len(t) for t in texts])))
+        return torch.tensor(rewards, dtype=r.dtype, device=r.device).unsqueeze(1)
 
     def _generate_and_score_completions(self, inputs):
         out = super()._generate_and_score_completions(inputs)
-        if self.advantage_clip is not None:
-            out["advantages"] = out["advantages"].clamp(-self.advantage_clip, self.advantage_clip)
-        if self.alpha > 0:
+        adv = out["advantages"]
+        if self.objective.advantage_clip is not None:
+            adv = adv.clamp(-self.objective.advantage_clip, self.objective.advantage_clip)
+        # The surrogate is linear in A, so w·A weights the PG term alone (KL keeps kl_coef).
+        out["advantages"] = adv * self.weights.pg_weight
+        if self.weights.alpha > 0:
             out.update(self._reference_batch(inputs))
         return out
 
     def _reference_batch(self, inputs: list[dict]) -> dict[str, torch.Tensor]:
         """Tokenised prompt + reference reply, one row per completion (rows repeat per prompt).
 
-        Only the first completion of each prompt is flagged in `sft_rows`, so the NLL is computed
-        once per prompt however TRL shuffles and splits the batch.
+        The first completion of each prompt *in the gathered order* carries the prompt's NLL
+        (`sft_rows`), and `sft_prompts` is the number of prompts per process in the generation
+        batch: summing NLL / sft_prompts over the micro-batches of one optimizer step gives the mean
+        over prompts, whatever the gradient accumulation or the shuffling of rows.
         """
         tok = self.processing_class
-        seen: set[str] = set()
-        ids, labels, flags = [], [], []
+        k = self.num_generations if self.model.training else self.num_generations_eval
+        offset = self.accelerator.process_index * len(inputs)
+        ids, labels = [], []
         for x in inputs:
             prompt_text = tok.apply_chat_template(
                 x["prompt"], tokenize=False, add_generation_prompt=True
@@ -123,17 +124,13 @@ class ObjectiveGRPOTrainer(GRPOTrainer):
                 x["prompt"] + [{"role": "assistant", "content": x["reply"]}], tokenize=False
             )
             p_ids = tok(prompt_text, add_special_tokens=False)["input_ids"]
-            f_ids = tok(full_text, add_special_tokens=False)["input_ids"][
-                : len(p_ids) + self.max_completion_length
-            ]
+            f_ids = tok(full_text, add_special_tokens=False)["input_ids"]
+            f_ids = f_ids[: len(p_ids) + self.max_completion_length]
             ids.append(f_ids)
             labels.append([-100] * len(p_ids) + f_ids[len(p_ids) :])
-            key = x.get("tweet_id") or prompt_text
-            flags.append(key not in seen)
-            seen.add(key)
         width = max(len(i) for i in ids)
-        pad = tok.pad_token_id
-        device = self.accelerator.device
+        pad, device = tok.pad_token_id, self.accelerator.device
+        first = [(offset + i) % k == 0 for i in range(len(inputs))]
         return {
             "sft_input_ids": torch.tensor(
                 [i + [pad] * (width - len(i)) for i in ids], device=device
@@ -144,33 +141,40 @@ class ObjectiveGRPOTrainer(GRPOTrainer):
             "sft_labels": torch.tensor(
                 [lab + [-100] * (width - len(lab)) for lab in labels], device=device
             ),
-            "sft_rows": torch.tensor(flags, device=device),
+            "sft_rows": torch.tensor(first, device=device),
+            "sft_prompts": torch.full((len(inputs),), len(inputs) / k, device=device),
         }
 
-    def sft_loss(self, model, inputs) -> torch.Tensor | None:
-        """α's term: NLL of the reference replies of the prompts flagged in this micro-batch."""
+    def sft_loss(self, model, inputs) -> torch.Tensor:
+        """Σ NLL of the flagged reference replies in this micro-batch / prompts per step.
+
+        A micro-batch without a flagged row still runs the forward pass (on one row, weight 0):
+        under DDP every rank must call the model the same number of times per step, and which
+        rows a rank holds depends on how the groups were split.
+        """
         rows = inputs["sft_rows"].bool()
+        weight = 1.0
         if not rows.any():
-            return None
+            rows, weight = torch.zeros_like(rows), 0.0
+            rows[0] = True
         logits = model(
             input_ids=inputs["sft_input_ids"][rows],
             attention_mask=inputs["sft_attention_mask"][rows],
         ).logits  # (b, T, V)
-        return sft_nll(logits, inputs["sft_labels"][rows])
+        nll = sft_nll_per_row(logits, inputs["sft_labels"][rows])  # (b,)
+        if weight:
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["losses/sft"].append(nll.mean().item())
+        return weight * nll.sum() / inputs["sft_prompts"][0]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if self.model.training else "eval"
-        pg = super().compute_loss(model, inputs) if self.pg_beta + self.lam > 0 else None
-        sft = self.sft_loss(model, inputs) if self.alpha > 0 else None
-        if sft is not None:
-            self._metrics[mode]["losses/sft"].append(sft.item())
-            # TRL already divides its policy loss for gradient accumulation; do the same for ours.
-            sft = sft / (self.current_gradient_accumulation_steps if mode == "train" else 1)
-        if pg is not None:
-            self._metrics[mode]["losses/policy"].append(pg.item())
-        if pg is None and sft is None:  # a micro-batch with no SFT row under an SFT-only objective
-            return sum((p * 0).sum() for p in model.parameters() if p.requires_grad)
-        self._metrics[mode]["objective/alpha"].append(self.alpha)
-        self._metrics[mode]["objective/beta"].append(self.pg_beta)
-        self._metrics[mode]["objective/lambda"].append(self.lam)
-        return total_loss(pg, sft, self.alpha, self.pg_beta, self.lam)
+        loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        self._metrics[mode]["losses/policy"].append(loss.item())
+        if self.weights.alpha > 0:
+            loss = loss + self.weights.alpha * self.sft_loss(model, inputs)
+        w = self.weights
+        self._metrics[mode]["objective/alpha"].append(w.alpha)
+        self._metrics[mode]["objective/beta"].append(w.beta)
+        self._metrics[mode]["objective/lambda"].append(w.lam)
+        return loss

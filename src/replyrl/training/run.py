@@ -77,10 +77,92 @@ def latest_checkpoint(ckpt_root: Path) -> str | None:
     return str(done[-1]) if done else None
 
 
+CHECKPOINT_STATE = {
+    "optimizer.pt": "the optimizer state (AdamW moments)",
+    "scheduler.pt": "the learning-rate schedule",
+    "trainer_state.json": "the step count and log history",
+}
+
+
+def check_checkpoint(ckpt: Path) -> None:
+    """A checkpoint to resume from holds the optimizer, schedule and RNG state; transformers would
+    otherwise resume silently with a fresh optimizer and unseeded sampling.
+
+    Raises:
+        ArtifactError: naming the missing file and what to do.
+    """
+    from replyrl.errors import ArtifactError
+
+    if any(ckpt.glob("global_step*")):
+        return  # DeepSpeed keeps the optimizer and RNG state in its own global_step folder
+    missing = [
+        f"{name} ({what})" for name, what in CHECKPOINT_STATE.items() if not (ckpt / name).is_file()
+    ]
+    if not any(ckpt.glob("rng_state*.pth")):
+        missing.append("rng_state.pth (the random number generators' state)")
+    if missing:
+        raise ArtifactError(
+            f"{ckpt}: cannot resume exactly, the checkpoint lacks {', '.join(missing)}; restore "
+            "the file, delete this checkpoint folder to resume from the one before, or start "
+            "again with --overwrite"
+        )
+
+
+def _check_inside(run_dir: Path, root: Path) -> None:
+    """Refuse to delete a run folder that resolves outside the output root (through a link)."""
+    from replyrl.config import ConfigError
+
+    real, real_root = run_dir.resolve(), root.resolve()
+    if run_dir.is_symlink() or real == real_root or not real.is_relative_to(real_root):
+        raise ConfigError(
+            f"refusing to delete {run_dir}: it resolves to {real}, not a folder inside "
+            f"output_dir {real_root}; remove it by hand if it is really the old run"
+        )
+
+
+def runtime(cfg: TrainConfig) -> tuple[str, str, bool]:
+    """(device, weight dtype, bf16 mixed precision) for `cfg` on this machine.
+
+    Raises DeviceError (a UserError) before any model loads when the config asks for what the
+    machine has not: a missing GPU, bf16 without bf16 support, vLLM without the vllm package.
+    """
+    from replyrl.device import DeviceError, resolve_device, resolve_dtype, supports_bf16
+
+    device = resolve_device(cfg.device)
+    if ":" in device:
+        raise DeviceError(
+            f"device={cfg.device}: training picks its GPU per process; use device=cuda and "
+            "CUDA_VISIBLE_DEVICES to choose (accelerate launch gives each process its own)"
+        )
+    dtype = resolve_dtype(cfg.model.dtype, device, where="model.dtype")
+    bf16 = cfg.optim.bf16 if cfg.optim.bf16 is not None else dtype == "bfloat16"
+    if bf16 and not supports_bf16(device):
+        raise DeviceError(
+            f"optim.bf16=true needs a CUDA GPU with bf16 support; device '{device}' has none: "
+            "set optim.bf16=false (or leave it unset)"
+        )
+    if cfg.grpo.use_vllm and cfg.recipe_spec.uses_objective:
+        from replyrl.generation import require_vllm
+
+        require_vllm("grpo.use_vllm=true")
+        if device != "cuda":
+            raise DeviceError(f"grpo.use_vllm=true needs a CUDA GPU; the device is '{device}'")
+    return device, dtype, bf16
+
+
 def validate_reward(cfg: TrainConfig):
-    """Build the reward config now, so a bad value fails before any model loads."""
+    """The run's reward config, built now so a bad value fails before any model loads; None when
+    the objective does not read an engagement reward (it then needs no `reward:` section)."""
+    from replyrl.config import ConfigError
     from replyrl.rewards.build import RewardConfig
 
+    if "diversity" in cfg.reward:
+        raise ConfigError(
+            "reward.diversity is no longer a reward setting: set objective.diversity_weight (λ) and "
+            "objective.diversity_mode instead (one route, so diversity is never credited twice)"
+        )
+    if not cfg.weights().needs_engagement:
+        return None
     return from_dict(RewardConfig, cfg.reward, where="reward")
 
 
@@ -99,29 +181,29 @@ def _lora(cfg: TrainConfig):
     )
 
 
-def _policy(cfg: TrainConfig):
+def _policy(cfg: TrainConfig, dtype_name: str = "float32"):
+    """(model, tokenizer) on the CPU in `dtype_name`; the trainer moves the model to its device."""
     import torch
     from transformers import AutoModelForCausalLM
 
     from replyrl.models import load_tokenizer, resolve_policy
 
-    dtype = getattr(torch, cfg.model.dtype)
+    dtype = getattr(torch, dtype_name)
     if cfg.model.init_adapter:
-        from peft import PeftModel
-
-        from replyrl.models import adapter_base
+        from replyrl.models import adapter_base, load_adapter
 
         base = AutoModelForCausalLM.from_pretrained(
             resolve_policy(adapter_base(cfg.model.init_adapter)), dtype=dtype
         )
-        model = PeftModel.from_pretrained(base, cfg.model.init_adapter, is_trainable=True)
+        # checked: an adapter whose config does not match its weights is an error, not the base
+        model = load_adapter(base, cfg.model.init_adapter, is_trainable=True)
     else:
         model = AutoModelForCausalLM.from_pretrained(resolve_policy(cfg.model.name), dtype=dtype)
     tok = load_tokenizer(cfg.model.name if not cfg.model.init_adapter else cfg.model.init_adapter)
     return model, tok
 
 
-def _common_args(cfg: TrainConfig, out: Path) -> dict:
+def _common_args(cfg: TrainConfig, out: Path, device: str = "cpu", bf16: bool = False) -> dict:
     o = cfg.optim
     return dict(
         output_dir=str(out / "checkpoints"),
@@ -132,9 +214,9 @@ def _common_args(cfg: TrainConfig, out: Path) -> dict:
         max_grad_norm=o.max_grad_norm,
         logging_steps=o.logging_steps,
         save_steps=o.save_steps,
-        save_total_limit=o.save_total_limit,
-        bf16=o.bf16,
-        use_cpu=o.use_cpu,
+        save_total_limit=o.save_total_limit or None,  # 0: keep every checkpoint
+        bf16=bf16,
+        use_cpu=device == "cpu",
         report_to=list(o.report_to),
         seed=cfg.seed,
         data_seed=cfg.seed,
@@ -150,11 +232,18 @@ def build_trainer(cfg: TrainConfig, out: Path):
 
     from replyrl.training import datasets as ds
 
-    records = ds.load_phase_records(cfg.data, cfg.recipe, cfg.seed)
+    device, dtype, bf16 = runtime(cfg)
+    records = ds.load_phase_records(cfg.data, cfg.recipe_spec, cfg.seed)
+    if cfg.recipe_spec.uses_objective and cfg.weights().needs_engagement:
+        if cfg.reward.get("kind") == "audience":
+            from replyrl.rewards.audience import check_oracle_data
+
+            check_oracle_data(records, f"training data {cfg.data.path or '(synthetic sample)'}")
     labels = ds.record_labels(records, cfg.data.label)
-    model, tok = _policy(cfg)
-    common = _common_args(cfg, out)
-    if cfg.recipe == "sft":
+    model, tok = _policy(cfg, dtype)
+    common = _common_args(cfg, out, device, bf16)
+    trainer_kind = cfg.recipe_spec.trainer
+    if trainer_kind == "sft":
         from trl import SFTConfig, SFTTrainer
 
         rows = ds.sft_rows(records, labels, cfg.data)
@@ -166,7 +255,7 @@ def build_trainer(cfg: TrainConfig, out: Path):
             processing_class=tok,
             peft_config=_lora(cfg),
         )
-    elif cfg.recipe == "dpo":
+    elif trainer_kind == "dpo":
         from trl import DPOConfig, DPOTrainer
 
         d = cfg.dpo
@@ -182,38 +271,34 @@ def build_trainer(cfg: TrainConfig, out: Path):
             peft_config=_lora(cfg),
         )
     else:
-        trainer = _grpo_trainer(cfg, out, model, tok, ds.rl_rows(records, labels, cfg.data), common)
+        rows = ds.rl_rows(records, labels, cfg.data)
+        trainer = _grpo_trainer(cfg, out, model, tok, rows, common, device)
     trainer.replyrl_sample_tweets = sorted({r.tweet for r in records})[:2]
     return trainer
 
 
-def objective_reward(cfg: TrainConfig):
-    """The run's ObjectiveReward; the diversity credit shares the engagement reward's embedding
-    cache when both use the default encoder, so each completion is encoded once per step."""
+def objective_reward(cfg: TrainConfig, device: str | None = None):
+    """The run's ObjectiveReward, its encoders on `device` (None: auto). The diversity term shares
+    the engagement reward's embedding cache when both use the default encoder, so each completion
+    is encoded once per step."""
     from replyrl.models import DEFAULT_ENCODER
     from replyrl.rewards.build import build_reward
+    from replyrl.rewards.embeddings import EmbeddingCache
     from replyrl.training.grpo import ObjectiveReward
 
-    _, beta, lam = cfg.objective.resolved(cfg.recipe)
-    engagement = (
-        build_reward(validate_reward(cfg))
-        if beta > 0 or cfg.objective.diversity_mode != "additive"
-        else None
-    )
+    reward_cfg = validate_reward(cfg)
+    engagement = build_reward(reward_cfg, device=device) if reward_cfg is not None else None
     shared = getattr(engagement, "embeddings", None)
     if shared is not None and (shared.encoder_name or DEFAULT_ENCODER) != DEFAULT_ENCODER:
-        shared = None  # another encoder: the credit keeps the default one, as without a reward
-    return ObjectiveReward(
-        engagement,
-        beta,
-        lam,
-        cfg.objective.diversity_mode,
-        cfg.objective.diversity_floor,
-        encoder=shared,
-    )
+        shared = None  # another encoder: the diversity term keeps the default one
+    if shared is None:
+        shared = EmbeddingCache(device=device)
+    return ObjectiveReward(engagement, cfg.weights(), embeddings=shared)
 
 
-def _grpo_trainer(cfg: TrainConfig, out: Path, model, tok, rows: list[dict], common: dict):
+def _grpo_trainer(
+    cfg: TrainConfig, out: Path, model, tok, rows: list[dict], common: dict, device: str = "cpu"
+):
     from datasets import Dataset
     from trl import GRPOConfig
 
@@ -221,8 +306,7 @@ def _grpo_trainer(cfg: TrainConfig, out: Path, model, tok, rows: list[dict], com
     from replyrl.training.grpo import ObjectiveGRPOTrainer
 
     g = cfg.grpo
-    alpha, beta, lam = cfg.objective.resolved(cfg.recipe)
-    reward = objective_reward(cfg)
+    reward = objective_reward(cfg, device)
     args = GRPOConfig(
         **common,
         per_device_train_batch_size=g.prompts_per_step * g.num_generations,
@@ -256,10 +340,9 @@ def _grpo_trainer(cfg: TrainConfig, out: Path, model, tok, rows: list[dict], com
         processing_class=tok,
         peft_config=_lora(cfg),
         callbacks=callbacks,
-        alpha=alpha,
-        beta=beta,
-        lam=lam,
-        advantage_clip=cfg.objective.advantage_clip,
+        weights=cfg.weights(),
+        objective=cfg.objective,
+        rollout_backend=g.rollout_backend,
     )
     for cb in callbacks:
         cb.trainer = trainer
@@ -279,14 +362,18 @@ def train(
         truncate_log,
     )
 
-    if cfg.recipe in ("grpo", "hybrid") or cfg.objective.diversity_mode != "additive":
-        validate_reward(cfg)
+    validate_reward(cfg)
+    runtime(cfg)  # a missing GPU, bf16 or vLLM fails here, before anything is written
     out = run_dir_of(cfg)
+    ckpt = latest_checkpoint(out / "checkpoints") if resume else None
+    if ckpt:
+        check_checkpoint(Path(ckpt))  # before anything is written or loaded
     if out.exists() and not resume:
         if not overwrite and (out / "checkpoints").exists():
             raise FileExistsError(
                 f"{out} already holds a run: pass --resume to continue it or --overwrite"
             )
+        _check_inside(out, Path(cfg.output_dir))
         shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(asdict(cfg), sort_keys=False))
@@ -305,7 +392,6 @@ def train(
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "tb")
     set_seed(cfg.seed)
     trainer = build_trainer(cfg, out)
-    ckpt = latest_checkpoint(out / "checkpoints") if resume else None
     last_step = int(ckpt.rsplit("-", 1)[-1]) if ckpt else 0
     truncate_log(out / "log_history.jsonl", last_step)
     truncate_log(out / "samples.jsonl", last_step)
@@ -342,9 +428,7 @@ def train(
             "seconds": round(time.time() - t0, 1),
             "recipe": cfg.recipe,
             "seed": cfg.seed,
-            "weights": dict(zip(("alpha", "beta", "lambda"), cfg.objective.resolved(cfg.recipe)))
-            if cfg.recipe in ("polychromic", "grpo", "hybrid")
-            else None,
+            "weights": asdict(cfg.weights()) if cfg.recipe_spec.uses_objective else None,
         },
     )
     return out
