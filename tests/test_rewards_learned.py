@@ -4,13 +4,15 @@ saves as JSON + safetensors and loads back to identical scores; validation repor
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from replyrl.config import ConfigError, load_config
-from replyrl.rewards.learned import load_reward_model
+from replyrl.rewards.learned import HeadConfig, RewardHead, load_reward_model
 from replyrl.rewards.train import RewardTrainConfig, train_reward_model, within_tweet_pairs
 from replyrl.rewards.validate import bootstrap_margin, held_out, pair_wins, validate_reward_model
 
@@ -106,3 +108,32 @@ def test_config_errors():
         load_config(RewardTrainConfig, CONFIGS / "preference.yaml", ["weight_decy=0.1"])
     with pytest.raises(ConfigError, match="val_frac"):
         load_config(RewardTrainConfig, None, ["val_frac=0.9"])
+
+
+def test_a_surface_feature_constant_in_training_cannot_move_the_score():
+    """A synthetic sample has no line breaks or links: their training std is 0, the head never
+    learned their weights, and a policy that writes a line break must not get a huge random score
+    (seen in an RL run: one completion scored -4245 against siblings near -4)."""
+    torch.manual_seed(0)
+    head = RewardHead(HeadConfig(emb_dim=8, hidden=4, kind="odin", dropout=0.0)).eval()
+    n_extra = head.cfg.n_extra  # log chars, log words, question, exclaim, link, lines
+    head.x_mean.copy_(torch.tensor([4.0, 3.0, 0.3, 0.2, 0.0, 0.0]))
+    head.x_std.copy_(torch.tensor([0.5, 0.5, 0.45, 0.4, 1e-6, 1e-6]))  # link, lines: constant
+    et = torch.nn.functional.normalize(torch.randn(1, 8), dim=-1)
+    er = torch.nn.functional.normalize(torch.randn(1, 8), dim=-1)
+    plain = torch.tensor([[4.0, 3.0, 0.0, 0.0, 0.0, 0.0]])
+    with_lines = plain.clone()
+    with_lines[0, 4:] = torch.tensor([1.0, math.log1p(3)])
+    assert n_extra == 6
+    with torch.no_grad():
+        assert head(et, er, with_lines).item() == pytest.approx(head(et, er, plain).item())
+
+
+def test_standardized_surface_features_are_clipped():
+    head = RewardHead(HeadConfig(emb_dim=8, hidden=4, kind="mlp", dropout=0.0)).eval()
+    head.x_mean.copy_(torch.zeros(head.cfg.n_extra))
+    head.x_std.copy_(torch.full((head.cfg.n_extra,), 0.01))
+    xs = head.standardize(torch.tensor([[1.0, -1.0, 0.02, 0.0, 0.0, 0.0]]))
+    assert xs.tolist() == [[5.0, -5.0, 2.0, 0.0, 0.0, 0.0]]
+    head.x_std[0] = 1e-6  # constant in training: ignored
+    assert head.standardize(torch.tensor([[9.0, 0, 0, 0, 0, 0]]))[0, 0].item() == 0.0

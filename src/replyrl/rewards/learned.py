@@ -17,7 +17,8 @@ writing longer replies. The explicit tweet–reply cosine gives the quality head
 (is the reply about the tweet?) as one direct input rather than 384 products to sum.
 
 `x` are optional text-only surface features of the reply (`length`: log chars and log words; `style`:
-question/exclamation/link/line counts), standardized with training statistics. They enter the MLP
+question/exclamation/link/line counts), standardized with training statistics (a feature constant in
+training is ignored, the rest clipped to ±5 standard deviations: see `RewardHead.standardize`). They enter the MLP
 and a linear skip term: on real engagement data reply length alone is a strong baseline (64 % of
 SHP-style pairs on reddit-college), and a linear path lets the head keep that signal instead of
 rediscovering it through 1,536 noisy inputs. Context (timing, author reach) is never a feature: the
@@ -54,6 +55,12 @@ from replyrl.rewards.base import (
 from replyrl.rewards.embeddings import EmbeddingCache
 
 FORMAT_VERSION = 1
+MIN_FEATURE_STD = 1e-3
+"""A surface feature whose training standard deviation is below this was constant in training: the
+head learned nothing about it, so it is ignored at scoring (its weight is still the random init)."""
+FEATURE_CLIP = 5.0
+"""Standardized surface features are clipped to +-this many training standard deviations, so a value
+the training data never showed (a reply made of line breaks) cannot buy an unbounded score."""
 EXTRA_FEATURES = {
     "length": ("log_chars", "log_words"),
     "style": ("question", "exclaim", "link", "lines"),
@@ -176,9 +183,16 @@ class RewardHead(nn.Module):
         t = (z - k[i]) / (k[i + 1] - k[i]).clamp_min(1e-6)
         return self.length_values[i] * (1 - t) + self.length_values[i + 1] * t
 
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw surface features (n, k) -> standardized with the training statistics, features that
+        were constant in training set to 0, the rest clipped to +-FEATURE_CLIP."""
+        learned = self.x_std >= MIN_FEATURE_STD
+        xs = (x - self.x_mean) / self.x_std.clamp_min(MIN_FEATURE_STD)
+        return torch.where(learned, xs, torch.zeros_like(xs)).clamp(-FEATURE_CLIP, FEATURE_CLIP)
+
     def heads(self, et: torch.Tensor, er: torch.Tensor, x: torch.Tensor):
         """(quality, length) scores (n,) of an odin head; for mlp, (score, 0)."""
-        xs = (x - self.x_mean) / self.x_std  # (n, k)
+        xs = self.standardize(x)  # (n, k)
         if self.cfg.kind == "mlp":
             out = self.mlp(torch.cat([pair_features(et, er), xs], dim=-1)).squeeze(-1)  # (n,)
             if self.skip is not None:
