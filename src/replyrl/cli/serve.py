@@ -43,6 +43,26 @@ def _prepare(model, reward, run, recipe, tone, voice):
     return choice, style
 
 
+def _load(model, reward, run, recipe, tone, voice, max_new_tokens, cfg, device, announce=False):
+    """Check the options (before any model loads), then load the suggester `suggest` and `serve`
+    share; returns (suggester, the --run choice or None)."""
+    from replyrl.serve.loading import load_suggester
+
+    chosen, style = _prepare(model, reward, run, recipe, tone, voice)
+    if announce:
+        err_console.print("[dim]loading the model, encoder and reward (once)...[/]")
+    suggester = load_suggester(
+        model,
+        reward,
+        max_new_tokens=max_new_tokens,
+        cfg=cfg,
+        device=device,
+        run=chosen,
+        style=style,
+    )
+    return suggester, chosen
+
+
 def suggest(
     tweet: str = typer.Argument(..., help="The tweet to reply to."),
     k: int = typer.Option(5, "-k", help="How many distinct replies to show (1..16)."),
@@ -74,19 +94,8 @@ def suggest(
     if not tweet.strip():
         raise typer.BadParameter("the tweet must not be empty", param_hint="TWEET")
     with user_errors():
-        from replyrl.serve.loading import load_suggester
-
         cfg = SuggestConfig(oversample=oversample, dedup_threshold=dedup_threshold)
-        chosen, style = _prepare(model, reward, run, recipe, tone, voice)
-        suggester = load_suggester(
-            model,
-            reward,
-            max_new_tokens=max_new_tokens,
-            cfg=cfg,
-            device=device,
-            run=chosen,
-            style=style,
-        )
+        suggester, _ = _load(model, reward, run, recipe, tone, voice, max_new_tokens, cfg, device)
         result = suggester.suggest(tweet, k=k, temperature=temperature, seed=seed)
     if as_json:
         out = {**result.to_dict(), "model": suggester.model_name, "reward": suggester.ranker.name}
@@ -190,19 +199,9 @@ def serve(
             "and write to your feedback file[/]"
         )
     with user_errors():
-        from replyrl.serve.loading import load_suggester
-
         cfg = SuggestConfig(oversample=oversample, dedup_threshold=dedup_threshold)
-        chosen, style = _prepare(model, reward, run, recipe, tone, voice)
-        err_console.print("[dim]loading the model, encoder and reward (once)...[/]")
-        suggester = load_suggester(
-            model,
-            reward,
-            max_new_tokens=max_new_tokens,
-            cfg=cfg,
-            device=device,
-            run=chosen,
-            style=style,
+        suggester, chosen = _load(
+            model, reward, run, recipe, tone, voice, max_new_tokens, cfg, device, announce=True
         )
         app = create_app(
             suggester,
