@@ -20,13 +20,13 @@ instruction the chosen adapter was trained with.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from replyrl.errors import UserError
+from replyrl.errors import ArtifactError, UserError
+from replyrl.io import read_json
 from replyrl.models import DEFAULT_INSTRUCTION, is_adapter_dir
 from replyrl.serve.style import Style
 from replyrl.serve.suggest import RewardRanker, SuggestConfig, Suggester, policy_generator
@@ -107,10 +107,11 @@ def pick_winner(models: dict[str, Any]) -> tuple[str, str, float]:
 
 
 def _read_json(path: Path, what: str) -> Any:
+    """replyrl.io.read_json, its error reported as a --run error."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RunError(f"cannot read {what} {path}: {e}") from None
+        return read_json(path, what)
+    except ArtifactError as e:
+        raise RunError(f"cannot read {what}: {e}") from None
 
 
 def _adapter_of(run_dir: Path, name: str, runs: Any) -> tuple[Path, int | None]:
