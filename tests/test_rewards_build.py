@@ -95,6 +95,22 @@ def test_debiased_rm_folder_missing_its_length_head_is_one_clear_error(tmp_path)
         load_reward_model(tmp_path / "rm")
 
 
+def test_an_ensemble_folder_missing_one_members_length_head_is_one_clear_error(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from replyrl.rewards.learned import EnsembleHead, HeadConfig, RewardModel, load_reward_model
+
+    RewardModel(EnsembleHead(HeadConfig(kind="odin", hidden=8, ensemble=3))).save(tmp_path / "rm")
+    head = tmp_path / "rm" / "head.safetensors"
+    state = load_file(str(head))
+    del state["members.2.length_values"]
+    save_file(state, str(head))
+    with pytest.raises(
+        ValueError, match=r"lacks members\.2\.length_values \(the length head\) that a 'odin'"
+    ):
+        load_reward_model(tmp_path / "rm")
+
+
 def test_the_old_diversity_route_is_refused_before_any_model_loads():
     from replyrl.training.config import TrainConfig
     from replyrl.training.run import validate_reward

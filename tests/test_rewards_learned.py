@@ -61,6 +61,48 @@ def test_training_is_seeded(trained, synth):
     assert summary["best_epoch"] == trained[1]["best_epoch"]
 
 
+def test_ensemble_scores_are_the_mean_of_its_members_and_load_back(trained, synth, tmp_path):
+    from replyrl.rewards.learned import EnsembleHead
+
+    cfg = load_config(RewardTrainConfig, CONFIGS / "debiased.yaml", [*FAST, "head.ensemble=3"])
+    model, summary, _ = train_reward_model(
+        cfg, synth, embeddings=trained[0].embeddings, log=lambda m: None
+    )
+    assert isinstance(model.head, EnsembleHead) and len(model.head.members) == 3
+    assert len(summary["best_epoch"]) == 3 and len(summary["members"]) == 3
+    w = [m.mlp[1].weight for m in model.head.members]
+    assert not torch.equal(w[0], w[1]) and not torch.equal(w[1], w[2])  # seeds seed, seed+1, ...
+    tw, rp = [r.tweet for r in synth[:30]], [r.reply for r in synth[:30]]
+    et = torch.from_numpy(model.embeddings.encode(tw))
+    er = torch.from_numpy(model.embeddings.encode(rp))
+    from replyrl.rewards.learned import surface_features
+
+    x = torch.from_numpy(surface_features(rp, cfg.head.extra_features)).float()
+    with torch.no_grad():
+        members = torch.stack([m(et, er, x) for m in model.head.members])
+    np.testing.assert_allclose(model.score(tw, rp), members.mean(0).numpy(), rtol=1e-5, atol=1e-6)
+    assert members.std(0).mean() > 1e-3  # the members disagree somewhere: not one head three times
+    model.save(tmp_path / "rm")
+    assert json.loads((tmp_path / "rm" / "config.json").read_text())["head"]["ensemble"] == 3
+    loaded = load_reward_model(tmp_path / "rm", embeddings=model.embeddings)
+    np.testing.assert_allclose(loaded.score(tw, rp), model.score(tw, rp), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.score(tw, rp, heads="all"), model.score(tw, rp, heads="all"), rtol=1e-6, atol=1e-6
+    )
+
+
+def test_a_folder_written_before_ensembles_loads_as_one_head(trained, synth, tmp_path):
+    model, _, folder = trained
+    cfg = json.loads((folder / "config.json").read_text())
+    del cfg["head"]["ensemble"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "head.safetensors").write_bytes((folder / "head.safetensors").read_bytes())
+    loaded = load_reward_model(tmp_path, embeddings=model.embeddings)
+    assert isinstance(loaded.head, RewardHead) and loaded.cfg.ensemble == 1
+    tw, rp = [r.tweet for r in synth[:10]], [r.reply for r in synth[:10]]
+    np.testing.assert_allclose(loaded.score(tw, rp), model.score(tw, rp), rtol=1e-6, atol=1e-6)
+
+
 def test_preference_rm_learns_the_audience(trained, synth):
     model, summary, folder = trained
     held, dropped = held_out(synth, folder)

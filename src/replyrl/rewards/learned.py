@@ -115,6 +115,10 @@ class HeadConfig:
     """odin: knots of the length head's piecewise-linear function of log chars."""
     score_heads: Literal["quality", "all"] = "quality"
     """odin: what `score` returns — the quality head (for RL), or quality + length."""
+    ensemble: int = 5
+    """Heads trained independently (member i: seed + i for its initialization, batch order and
+    inner validation split) whose scores are averaged; 1 is a single head (a folder written before
+    this field existed loads as 1)."""
 
     def __post_init__(self) -> None:
         if self.kind == "odin" and (not self.extra_features or self.extra_features[0] != "length"):
@@ -124,6 +128,8 @@ class HeadConfig:
             )
         if not (math.isfinite(self.decorrelation) and self.decorrelation >= 0):
             raise ValueError(f"decorrelation must be finite and >= 0, got {self.decorrelation}")
+        if isinstance(self.ensemble, bool) or self.ensemble < 1:
+            raise ConfigError(f"ensemble must be an integer >= 1, got {self.ensemble}")
         if self.length_knots < 2:
             raise ValueError(f"length_knots must be >= 2, got {self.length_knots}")
         if self.emb_dim < 1 or self.hidden < 1:
@@ -214,6 +220,33 @@ class RewardHead(nn.Module):
         return quality
 
 
+class EnsembleHead(nn.Module):
+    """`cfg.ensemble` reward heads of one shape; the score is the mean of theirs.
+
+    Members differ in seed (initialization, batch order, inner validation split), so their errors
+    are partly independent and the mean is a lower-variance reward: on a few thousand noisy pairs
+    one head's held-out accuracy moves by about a point with its seed alone. Averaging the raw
+    Bradley–Terry scores averages the members' log-odds.
+    """
+
+    def __init__(self, cfg: HeadConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.members = nn.ModuleList(RewardHead(cfg) for _ in range(cfg.ensemble))
+
+    def forward(
+        self, et: torch.Tensor, er: torch.Tensor, x: torch.Tensor, heads: str | None = None
+    ) -> torch.Tensor:
+        """The members' mean score (n,); arguments as RewardHead.forward."""
+        return torch.stack([m(et, er, x, heads) for m in self.members]).mean(0)
+
+
+def build_head(cfg: HeadConfig) -> RewardHead | EnsembleHead:
+    """The head that `cfg` describes: one RewardHead, or an EnsembleHead when cfg.ensemble > 1
+    (a single head keeps the tensor names of folders written before ensembles existed)."""
+    return EnsembleHead(cfg) if cfg.ensemble > 1 else RewardHead(cfg)
+
+
 class RewardModel:
     """A frozen encoder + trained head, usable as a TRL reward callable.
 
@@ -226,7 +259,7 @@ class RewardModel:
 
     def __init__(
         self,
-        head: RewardHead,
+        head: RewardHead | EnsembleHead,
         encoder: str | None = None,
         embeddings: EmbeddingCache | None = None,
         meta: dict[str, Any] | None = None,
@@ -288,7 +321,8 @@ class RewardModel:
             "format": "replyrl-reward-model",
             "version": FORMAT_VERSION,
             "encoder": self.encoder_name or DEFAULT_ENCODER,
-            "head": asdict(self.cfg),
+            # the members this head holds, whatever count its HeadConfig was built with
+            "head": {**asdict(self.cfg), "ensemble": len(getattr(self.head, "members", [0]))},
             "meta": self.meta,
         }
         atomic_write_json(folder / "config.json", config)
@@ -331,8 +365,11 @@ def load_reward_model(
         raise ArtifactError(
             f"{cfg_path}: written by a newer replyrl (version {version}); upgrade replyrl"
         )
+    head_dict = config.get("head")
+    if isinstance(head_dict, dict):
+        head_dict = {"ensemble": 1, **head_dict}  # folders from before ensembles: one head
     try:
-        head_cfg = from_dict(HeadConfig, config.get("head"), where=f"{cfg_path}: head")
+        head_cfg = from_dict(HeadConfig, head_dict, where=f"{cfg_path}: head")
     except ConfigError as e:
         raise ArtifactError(f"{e}; the model folder is corrupt: train it again") from None
     encoder = config.get("encoder")
@@ -353,7 +390,7 @@ def load_reward_model(
         raise ArtifactError(
             f"{head_path}: not a readable safetensors file ({str(e)[:80]}); train the model again"
         ) from None
-    head = RewardHead(head_cfg)
+    head = build_head(head_cfg)
     _check_head_state(head, state, head_path)
     head.load_state_dict(state, strict=True)
     if encoder == DEFAULT_ENCODER:
@@ -363,7 +400,9 @@ def load_reward_model(
     return RewardModel(head, encoder=encoder, embeddings=embeddings, meta=meta)
 
 
-def _check_head_state(head: RewardHead, state: dict[str, torch.Tensor], path: Path) -> None:
+def _check_head_state(
+    head: RewardHead | EnsembleHead, state: dict[str, torch.Tensor], path: Path
+) -> None:
     """The tensors in head.safetensors are exactly the head's, with its shapes, and finite."""
     want = {k: tuple(v.shape) for k, v in head.state_dict().items()}
     missing = sorted(set(want) - set(state))
@@ -374,7 +413,10 @@ def _check_head_state(head: RewardHead, state: dict[str, torch.Tensor], path: Pa
             "length_values": "the length head",
             "length_knots": "the length head",
         }
-        names = ", ".join(f"{k} ({what.get(k, 'head weights')})" for k in missing)
+        names = ", ".join(
+            f"{k} ({what.get(k.split('.', 2)[-1] if k.startswith('members.') else k, 'head weights')})"
+            for k in missing[:6]
+        ) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
         raise ArtifactError(
             f"{path}: lacks {names} that a {head.cfg.kind!r} head needs (config.json describes "
             "a different head, or the file is incomplete): retrain with `replyrl reward train`"

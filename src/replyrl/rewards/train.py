@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -34,7 +34,7 @@ from replyrl.config import ConfigError
 from replyrl.data.splits import SplitConfig
 from replyrl.errors import InputError
 from replyrl.rewards.heuristic import HeuristicConfig
-from replyrl.rewards.learned import HeadConfig
+from replyrl.rewards.learned import HeadConfig, build_head
 
 Objective = Literal["regression", "preference"]
 
@@ -336,43 +336,24 @@ def _cache_folder(cfg: RewardTrainConfig):
     return cfg.cache_dir
 
 
-def train_reward_model(
+def _fit_member(
     cfg: RewardTrainConfig,
-    records: Sequence,
-    extra_pairs: Sequence = (),
-    embeddings=None,
+    train: Sequence,
+    extra_pairs: Sequence,
+    labeler,
+    cache,
     log=print,
+    member: str = "",
 ):
-    """Train a reward model on `records` (split by tweet, seeded) plus `extra_pairs`.
-
-    Returns:
-        (RewardModel, summary dict, training tweet ids).
-    """
-    from replyrl.data.labels import engagement_raw, fit_labeler
+    """One head on `train` (its inner validation split drawn with cfg.seed); (head, history, summary)."""
+    from replyrl.data.labels import engagement_raw
     from replyrl.data.pairs import preference_pairs
-    from replyrl.data.splits import split_records
-    from replyrl.rewards.embeddings import EmbeddingCache
-    from replyrl.rewards.heuristic import HeuristicReward
-    from replyrl.rewards.learned import RewardModel
 
-    splits = split_records(records, cfg.split)
-    train = [r for s in cfg.train_splits for r in splits[s]]
-    if len({r.tweet_id for r in train}) < 4:
-        raise InputError(
-            f"too few training tweets ({len({r.tweet_id for r in train})}) in splits "
-            f"{cfg.train_splits}: a reward model needs many tweets with several replies each"
-        )
     val_ids = split_val([r.tweet_id for r in train], cfg.val_frac, cfg.seed)
     tr = [r for r in train if r.tweet_id not in val_ids]
     va = [r for r in train if r.tweet_id in val_ids]
-    labeler = fit_labeler(train, cfg.label)
-    cache = embeddings if embeddings is not None else EmbeddingCache(encoder_name=cfg.encoder)
-    disk = _cache_folder(cfg)
-    if disk is not None:
-        cache.load(disk)
-    extra_pairs = list(extra_pairs)
     log(
-        f"training {cfg.objective} reward head: {len(tr)} replies / {len({r.tweet_id for r in tr})} tweets "
+        f"training {cfg.objective} reward head{member}: {len(tr)} replies / {len({r.tweet_id for r in tr})} tweets "
         f"(+{len(va)} / {len(val_ids)} for validation), {len(extra_pairs)} extra pairs"
     )
     # Item table: training replies, then the texts of extra pairs (no timing, no label).
@@ -381,8 +362,6 @@ def train_reward_model(
     context = _context(tr) + [(None, None)] * (2 * len(extra_pairs))
     tb = _encode_batch(cache, tweets, replies, context, cfg.head)
     vb = _encode_batch(cache, [r.tweet for r in va], [r.reply for r in va], _context(va), cfg.head)
-    if disk is not None:
-        cache.save(disk)
     eng_va = [engagement_raw(r) for r in va]
     val_pairs = within_tweet_pairs(
         eng_va,
@@ -446,10 +425,73 @@ def train_reward_model(
         head, hist = fit_head(cfg, sub, vb, y=y_full[keep], y_val=y_va)
     summary.update({k: v for k, v in hist.items() if k != "history"})
     summary["history"] = hist["history"]
-    log(
-        f"best epoch {hist['best_epoch']} of {hist['epochs_run']}: validation "
-        f"{'pairwise accuracy' if cfg.objective == 'preference' else 'Spearman'} {hist['val_metric']:.4f}"
-    )
+    return head, hist, summary
+
+
+def train_reward_model(
+    cfg: RewardTrainConfig,
+    records: Sequence,
+    extra_pairs: Sequence = (),
+    embeddings=None,
+    log=print,
+):
+    """Train a reward model on `records` (split by tweet, seeded) plus `extra_pairs`.
+
+    Returns:
+        (RewardModel, summary dict, training tweet ids).
+    """
+    from replyrl.data.labels import fit_labeler
+    from replyrl.data.splits import split_records
+    from replyrl.rewards.embeddings import EmbeddingCache
+    from replyrl.rewards.heuristic import HeuristicReward
+    from replyrl.rewards.learned import RewardModel
+
+    splits = split_records(records, cfg.split)
+    train = [r for s in cfg.train_splits for r in splits[s]]
+    if len({r.tweet_id for r in train}) < 4:
+        raise InputError(
+            f"too few training tweets ({len({r.tweet_id for r in train})}) in splits "
+            f"{cfg.train_splits}: a reward model needs many tweets with several replies each"
+        )
+    labeler = fit_labeler(train, cfg.label)
+    cache = embeddings if embeddings is not None else EmbeddingCache(encoder_name=cfg.encoder)
+    disk = _cache_folder(cfg)
+    if disk is not None:
+        cache.load(disk)
+    extra_pairs = list(extra_pairs)
+    n = cfg.head.ensemble
+    heads, hists, members = [], [], []
+    for i in range(n):
+        tag = f" {i + 1}/{n}" if n > 1 else ""
+        one, hist, part = _fit_member(
+            replace(cfg, seed=cfg.seed + i), train, extra_pairs, labeler, cache, log, tag
+        )
+        if disk is not None and i == 0:
+            cache.save(disk)  # every member encodes the same texts: save once
+        heads.append(one)
+        hists.append(hist)
+        members.append(part)
+        log(
+            f"head{tag}: best epoch {hist['best_epoch']} of {hist['epochs_run']}, validation "
+            f"{'pairwise accuracy' if cfg.objective == 'preference' else 'Spearman'} "
+            f"{hist['val_metric']:.4f}"
+        )
+    head = build_head(cfg.head)
+    if n > 1:
+        for member_head, one in zip(head.members, heads, strict=True):
+            member_head.load_state_dict(one.state_dict())
+    else:
+        head = heads[0]
+    head.eval()
+    val_metric = float(np.mean([h["val_metric"] for h in hists]))
+    summary = {k: v for k, v in members[0].items() if k != "history"}
+    summary["val_metric"] = val_metric
+    if n > 1:
+        summary["best_epoch"] = [m["best_epoch"] for m in hists]
+        summary["epochs_run"] = [m["epochs_run"] for m in hists]
+        summary["members"] = members
+    else:
+        summary["history"] = members[0]["history"]
     model = RewardModel(head, encoder=cfg.encoder, embeddings=cache)
     # Fixed normalization statistics for the composite reward (composite.py): over training replies.
     all_tw, all_rp = [r.tweet for r in train], [r.reply for r in train]
@@ -470,8 +512,8 @@ def train_reward_model(
         "n_train_tweets": len({r.tweet_id for r in train}),
         "val": {
             "metric": "pairwise_accuracy" if cfg.objective == "preference" else "spearman",
-            "value": hist["val_metric"],
-            "best_epoch": hist["best_epoch"],
+            "value": val_metric,
+            "best_epoch": [m["best_epoch"] for m in hists] if n > 1 else hists[0]["best_epoch"],
         },
     }
     return model, summary, sorted({r.tweet_id for r in train})
