@@ -95,7 +95,8 @@ def main() -> None:
         if np.isnan(va).any() or np.isnan(vb).any():
             diffs.append("–")
             continue
-        p = ttest_ind(va, vb, equal_var=False).pvalue if min(len(va), len(vb)) > 1 else np.nan
+        spread = min(len(va), len(vb)) > 1 and (va.std() > 0 or vb.std() > 0)
+        p = ttest_ind(va, vb, equal_var=False).pvalue if spread else np.nan
         diffs.append(f"{va.mean() - vb.mean():+.1f} (Welch p {p:.2g})")
     print(f"{'a − b':14s}" + "".join(f"{x:>26s}" for x in diffs))
     if args.json:

@@ -24,6 +24,10 @@ SHP-style pairs on reddit-college), and a linear path lets the head keep that si
 rediscovering it through 1,536 noisy inputs. Context (timing, author reach) is never a feature: the
 reward must credit the text (DESIGN §2).
 
+With `ensemble: N` > 1 the model is N such heads of one shape, trained with seeds seed..seed+N-1,
+and its score is the mean of theirs (EnsembleHead): one head trained on a few thousand noisy pairs
+moves by points with its seed alone, the mean of several does not (docs/rewards.md#ensemble).
+
 A saved model is a folder: `config.json` (head shape, feature set, encoder name/path, training
 summary, normalization stats) and `head.safetensors`. Loading reads JSON and tensors; nothing is
 unpickled. Training lives in `replyrl.rewards.train`.
