@@ -9,6 +9,8 @@ The composite reward (learned head + heuristic) scores the pairs in batches, thr
   cache, warm the same pairs again (GRPO re-scoring a prompt's tweet, evaluation re-scoring
               cached generations): no encoding at all.
 Without --model, a seeded untrained head stands in for the RM (same cost as a trained one).
+Then the learned reward alone on the warm cache, one head against the default's 5-head ensemble
+(the cost the ensemble adds where encoding is already paid).
 """
 
 from __future__ import annotations
@@ -80,6 +82,27 @@ def main() -> int:
         print(f"{k:<14}{v:>10.1f}{v / results['no cache']:>13.1f}x")
     target = results["cache, warm"] >= 1000
     print(f"target >= 1,000 pairs/s with the cache (warm): {'met' if target else 'NOT met'}")
+
+    from replyrl.rewards.embeddings import EmbeddingCache
+    from replyrl.rewards.learned import EnsembleHead
+
+    embeddings = EmbeddingCache()
+    heads = {
+        "1 head": RewardModel(RewardHead(HeadConfig(ensemble=1)), embeddings=embeddings),
+        "5 heads": RewardModel(EnsembleHead(HeadConfig(ensemble=5)), embeddings=embeddings),
+    }
+    heads["1 head"].score(tweets, replies)  # warm the shared cache
+    speed = {}
+    for name, rm in heads.items():
+        t = time.perf_counter()
+        for i in range(0, len(recs), args.batch):
+            rm.score(tweets[i : i + args.batch], replies[i : i + args.batch])
+        speed[name] = len(recs) / (time.perf_counter() - t)
+    print(
+        f"learned reward alone, warm cache: {'':>2}"
+        + "  ".join(f"{k} {v:.0f} pairs/s" for k, v in speed.items())
+        + f"  (5 heads / 1 head: {speed['5 heads'] / speed['1 head']:.2f}x)"
+    )
     return 0
 
 
