@@ -233,10 +233,13 @@ class EnsembleHead(nn.Module):
     Bradley–Terry scores averages the members' log-odds.
     """
 
-    def __init__(self, cfg: HeadConfig):
+    def __init__(self, cfg: HeadConfig, members: Sequence[RewardHead] | None = None):
+        """`members`: heads already trained (training passes them); None: cfg.ensemble fresh ones."""
         super().__init__()
         self.cfg = cfg
-        self.members = nn.ModuleList(RewardHead(cfg) for _ in range(cfg.ensemble))
+        self.members = nn.ModuleList(
+            members if members is not None else (RewardHead(cfg) for _ in range(cfg.ensemble))
+        )
 
     def forward(
         self, et: torch.Tensor, er: torch.Tensor, x: torch.Tensor, heads: str | None = None
@@ -326,7 +329,10 @@ class RewardModel:
             "version": FORMAT_VERSION,
             "encoder": self.encoder_name or DEFAULT_ENCODER,
             # the members this head holds, whatever count its HeadConfig was built with
-            "head": {**asdict(self.cfg), "ensemble": len(getattr(self.head, "members", [0]))},
+            "head": {
+                **asdict(self.cfg),
+                "ensemble": len(self.head.members) if isinstance(self.head, EnsembleHead) else 1,
+            },
             "meta": self.meta,
         }
         atomic_write_json(folder / "config.json", config)

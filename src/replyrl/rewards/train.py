@@ -34,7 +34,7 @@ from replyrl.config import ConfigError
 from replyrl.data.splits import SplitConfig
 from replyrl.errors import InputError
 from replyrl.rewards.heuristic import HeuristicConfig
-from replyrl.rewards.learned import HeadConfig, build_head
+from replyrl.rewards.learned import EnsembleHead, HeadConfig
 
 Objective = Literal["regression", "preference"]
 
@@ -476,12 +476,7 @@ def train_reward_model(
             f"{'pairwise accuracy' if cfg.objective == 'preference' else 'Spearman'} "
             f"{hist['val_metric']:.4f}"
         )
-    head = build_head(cfg.head)
-    if n > 1:
-        for member_head, one in zip(head.members, heads, strict=True):
-            member_head.load_state_dict(one.state_dict())
-    else:
-        head = heads[0]
+    head = EnsembleHead(cfg.head, heads) if n > 1 else heads[0]
     head.eval()
     val_metric = float(np.mean([h["val_metric"] for h in hists]))
     summary = {k: v for k, v in members[0].items() if k != "history"}
