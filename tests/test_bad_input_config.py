@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from replyrl.config import MAX_DEPTH, SEED_MAX, ConfigError, load_config
 from replyrl.evaluation.evaluate import EvalConfig
 from replyrl.generation import SamplingConfig
+from replyrl.pipeline import PipelineConfig
 from replyrl.rewards.build import RewardConfig
 from replyrl.rewards.train import RewardTrainConfig
 from replyrl.training.config import TrainConfig
@@ -36,7 +37,14 @@ YAML_BROKEN = {
     "tab before key": ("\tseed: 1\n", ":1:", "tab"),
     "tab in nested": ("optim:\n  max_steps: 3\n\t  learning_rate: 0.1\n", ":3:", "tab"),
     "two documents": ("seed: 1\n---\nseed: 2\n", ":", "YAML syntax error"),
-    "unknown tag": ("seed: !!python/object:os.system 1\n", ":1:", "YAML syntax error"),
+    "unknown tag": ("seed: !!python/object:os.system 1\n", ":1:", "unsafe"),
+    "python apply tag": (
+        'name: !!python/object/apply:os.system ["echo hi"]\n',
+        ":1:",
+        "unsupported YAML tag '!!python/object/apply:os.system'",
+    ),
+    "python name tag": ("optim:\n  report_to: !!python/name:os.system\n", ":2:", "unsafe"),
+    "local tag": ("name: !mytag x\n", ":1:", "unsupported YAML tag '!mytag'"),
     "bad alias": ("seed: *nothing\n", ":1:", "YAML syntax error"),
     "nul byte": ("seed: 1\x00\n", ":1:", "not allowed"),
     "escape char": ("name: a\x1b\n", ":1:", "not allowed"),
@@ -290,6 +298,16 @@ OUT_OF_RANGE = [
     (EvalConfig, "alarms.relevance_floor=3", "relevance_floor"),
     (EvalConfig, "pass_quantile=1.5", "pass_quantile"),
     (RewardConfig, "learned_weight=-1", "learned_weight"),
+    (RewardConfig, "heuristic_weight=-0.5", "heuristic_weight"),
+    (TrainConfig, "optim.report_to=[foo]", "optim.report_to: unknown logger 'foo'"),
+    (TrainConfig, "optim.report_to=[none, tensorboard]", "cannot be combined"),
+    (PipelineConfig, "reward.learned_weight=-1", "learned_weight must be finite and >= 0"),
+    (PipelineConfig, "reward.heuristic_weight=-2", "heuristic_weight must be finite and >= 0"),
+    (PipelineConfig, "recipes=[sft, sft]", "recipes lists sft more than once"),
+    (PipelineConfig, "recipes=[sft, grpo, grpo]", "recipes lists grpo more than once"),
+    (PipelineConfig, "recipe_set={grpo: optim.max_steps=3}", "recipe_set.grpo must be a list"),
+    (PipelineConfig, "recipe_set={sft: [1, 2]}", "recipe_set.sft must be a list"),
+    (PipelineConfig, "recipe_set={sft: {a: 1}}", "recipe_set.sft must be a list"),
     (TrainConfig, "objective.diversity_floor=1.5", "diversity_floor"),
 ]
 
@@ -471,3 +489,66 @@ def test_generated_yaml_text_loads_or_fails_cleanly(tmp_path_factory, text):
         load_config(TrainConfig, f)
     except ConfigError:
         pass
+
+
+# --- issue 26: config values checked before any model loads -------------------------------------
+
+
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    """Make building the trainer (which loads the policy) fail loudly: a check that came after it
+    would surface as this AssertionError (a traceback), not as the expected one-line error."""
+    import replyrl.training.run as run
+
+    def boom(*a, **k):
+        raise AssertionError("the policy was about to load")
+
+    monkeypatch.setattr(run, "build_trainer", boom)
+    monkeypatch.setattr(run, "_policy", boom)
+
+
+@pytest.mark.parametrize(
+    "sets,needles",
+    [
+        (["optim.report_to=[foo]"], ["optim.report_to", "'foo'"]),
+        (["reward.kind=learned", "reward.model=MISSING"], ["reward.model", "not found"]),
+        (["reward.kind=composite", "reward.model=MISSING"], ["reward.model", "not found"]),
+        (["reward.kind=composite", "reward.learned_weight=-1"], ["learned_weight", "-1"]),
+    ],
+    ids=["report_to", "learned model", "composite model", "negative weight"],
+)
+def test_train_checks_before_the_policy_loads(tmp_path, no_model_loads, sets, needles):
+    f = tmp_path / "c.yaml"
+    f.write_text(f"recipe: grpo\noutput_dir: {tmp_path / 'runs'}\nreward: {{kind: heuristic}}\n")
+    args = [a for s in sets for a in ("--set", s.replace("MISSING", str(tmp_path / "no_rm")))]
+    assert_one_line_error(cli("train", "-c", f, *args), *needles)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_reward_model_that_is_a_link_loop(tmp_path, no_model_loads):
+    loop = tmp_path / "rm"
+    loop.symlink_to(loop)
+    f = tmp_path / "c.yaml"
+    f.write_text(f"recipe: grpo\noutput_dir: {tmp_path / 'runs'}\n")
+    r = cli("train", "-c", f, "--set", "reward.kind=learned", "--set", f"reward.model={loop}")
+    assert_one_line_error(r, "reward.model", "symbolic link loop")
+
+
+PIPELINE_BAD = {
+    "learned_weight": ("reward:\n  kind: composite\n  learned_weight: -1\n", "learned_weight"),
+    "recipe_set string": (
+        'recipe_set: {grpo: "optim.max_steps=3"}\n',
+        "recipe_set.grpo must be a list of key=value overrides, got the string 'optim.max_steps=3'",
+    ),
+    "recipes twice": ("recipes: [sft, sft]\n", "recipes lists sft more than once"),
+    "python tag": ("name: !!python/object/apply:os.system [id]\n", "unsafe"),
+}
+
+
+@pytest.mark.parametrize("text,needle", PIPELINE_BAD.values(), ids=PIPELINE_BAD.keys())
+def test_pipeline_config_errors_name_the_field(tmp_path, text, needle):
+    f = tmp_path / "p.yaml"
+    f.write_text(f"out: {tmp_path / 'out'}\n" + text)
+    line = assert_one_line_error(cli("pipeline", "-c", f), str(f), needle)
+    assert "--set expects" not in line and "YAML syntax error" not in line
+    assert not (tmp_path / "out").exists()

@@ -63,7 +63,7 @@ def test_invisible_text_counts_as_empty(tmp_path, field, text):
     assert "empty" in err.reason
 
 
-@pytest.mark.parametrize("text", ["a\u200b", "\u200bhi", "🙂", "\u0301e", "ok\x00"])
+@pytest.mark.parametrize("text", ["a\u200b", "\u200bhi", "🙂", "\u0301e", "ok\x07"])
 def test_visible_text_with_invisible_parts_is_kept(tmp_path, text):
     assert not is_blank(text)
     (rec,) = load_records(_jsonl(tmp_path, {**GOOD, "reply": text})).records
@@ -244,11 +244,22 @@ CLI_ROWS = {
     "underscore likes": ({**GOOD, "reply_likes": "1_0"}, "reply_likes"),
     "long reply": ({**GOOD, "reply": "z" * (MAX_TEXT_CHARS + 5)}, "reply"),
     "nan id text": ({**GOOD, "reply_id": "NaN"}, "reply_id"),
+    "NUL in reply": ({**GOOD, "reply": "great\x00 game"}, "reply"),
+    "float reply_id": ({**GOOD, "reply_id": 1.2345678901234567e19}, "reply_id"),
+    "nested duplicate key": (None, "meta"),
 }
+
+
+NESTED_DUPLICATE = json.dumps(GOOD)[:-1] + ', "meta": {"a": 1, "a": 2}}'
 
 
 @pytest.mark.parametrize("row,field", CLI_ROWS.values(), ids=CLI_ROWS.keys())
 def test_bad_rows_through_the_cli(tmp_path, row, field):
+    if row is None:
+        row = json.loads(NESTED_DUPLICATE)  # what json keeps; the file holds both keys
+        f = _jsonl(tmp_path, None, raw=NESTED_DUPLICATE)
+        assert_one_line_error(cli("data", "validate", f), f"{f}:1", f"field '{field}'", "'a'")
+        return
     f = _jsonl(tmp_path, row)
     assert_one_line_error(cli("data", "validate", f), f"{f}:1", f"field '{field}'", "value:")
     rej = tmp_path / "rej.jsonl"
@@ -374,3 +385,99 @@ def test_bad_preference_pairs(tmp_path, field, value):
         read_pairs(f)
     (err,) = e.value.errors
     assert (err.line, err.field) == (2, field)
+
+
+# --- issue 26: NUL in text, floats in optional id fields, duplicate keys below the top level,
+# symbolic link loops
+
+
+@pytest.mark.parametrize("field", ["tweet", "reply", "tweet_id", "reply_id", "reply_author"])
+@pytest.mark.parametrize("text", ["a\x00b", "\x00hi", "hi\x00"], ids=["inside", "first", "last"])
+def test_nul_inside_text_is_refused(tmp_path, field, text):
+    err = _refused(tmp_path, {**GOOD, field: text}, field)
+    assert "NUL" in err.reason and err.value == text
+
+
+def test_nul_inside_a_csv_reply_is_refused(tmp_path):
+    f = tmp_path / "r.csv"
+    f.write_bytes(b"tweet_id,tweet,reply,reply_likes\nt1,hi,ok\x00 then,1\nt2,yo,fine,2\n")
+    with pytest.raises(DataError) as e:
+        load_records(f)
+    (err,) = e.value.errors
+    assert (err.line, err.field, err.value) == (2, "reply", "ok\x00 then") and "NUL" in err.reason
+    res = load_records(f, skip_invalid=True)
+    assert [r.tweet_id for r in res.records] == ["t2"] and len(res.rejected_lines) == 1
+    assert_one_line_error(cli("data", "validate", f), f"{f}:2", "field 'reply'", "NUL")
+
+
+OPTIONAL_IDS = ["reply_id", "tweet_author", "reply_author", "created_at"]
+
+
+@pytest.mark.parametrize("field", OPTIONAL_IDS)
+@pytest.mark.parametrize("raw", ["1.5", "12345678901234567890.0", "1e20", "1E3", "-0.0", "7.0"])
+def test_floats_in_optional_id_fields_are_refused(tmp_path, field, raw):
+    line = json.dumps({**GOOD, field: "X"}).replace('"X"', raw)
+    err = _refused(tmp_path, None, field, raw=line)
+    assert "write the value as a string" in err.reason
+
+
+@pytest.mark.parametrize("field", OPTIONAL_IDS)
+@pytest.mark.parametrize("raw", ["123456789012345678901234567890", "-7", "0", '"1.5e20"'])
+def test_integers_and_strings_in_optional_id_fields_are_kept_exactly(tmp_path, field, raw):
+    line = json.dumps({**GOOD, field: "X"}).replace('"X"', raw)
+    (rec,) = load_records(_jsonl(tmp_path, None, raw=line)).records
+    assert getattr(rec, field) == raw.strip('"')
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        '{"a": 1, "a": 2}',
+        '[{"k": "x", "k": "y"}]',
+        '{"deep": {"deeper": [1, {"z": 0, "z": 0}]}}',
+    ],
+    ids=["object", "object in a list", "deeper"],
+)
+def test_duplicate_keys_nested_in_an_unknown_field_are_refused(tmp_path, extra):
+    line = json.dumps(GOOD)[:-1] + f', "meta": {extra}}}'
+    err = _refused(tmp_path, None, "meta", raw=line)
+    assert "more than once" in err.reason
+
+
+def test_nested_objects_without_duplicates_pass_through(tmp_path):
+    row = {**GOOD, "meta": {"a": 1, "b": [{"a": 2}, {"a": 3}]}}
+    (rec,) = load_records(_jsonl(tmp_path, row)).records
+    assert rec.extra == {"meta": row["meta"]}
+
+
+def test_symlink_loop_is_named_as_such(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    from replyrl.errors import ArtifactNotFoundError
+
+    with pytest.raises(ArtifactNotFoundError, match="symbolic link loop"):
+        load_records(a)
+    line = assert_one_line_error(cli("data", "validate", a), str(a), "symbolic link loop")
+    assert "not found" not in line
+    self_loop = tmp_path / "self.jsonl"
+    self_loop.symlink_to(self_loop)
+    assert_one_line_error(cli("data", "stats", self_loop), "symbolic link loop")
+
+
+def test_link_to_nothing_names_its_target(tmp_path):
+    link = tmp_path / "data.jsonl"
+    link.symlink_to(tmp_path / "gone.jsonl")
+    assert_one_line_error(cli("data", "validate", link), str(link), "gone.jsonl", "does not exist")
+
+
+def test_symlink_loop_as_a_config_or_pairs_file(tmp_path):
+    loop = tmp_path / "c.yaml"
+    loop.symlink_to(loop)
+    from replyrl.config import ConfigError, load_yaml
+    from replyrl.data.pairs import read_pairs
+
+    with pytest.raises(ConfigError, match="symbolic link loop"):
+        load_yaml(loop)
+    with pytest.raises(Exception, match="symbolic link loop"):
+        read_pairs(loop)

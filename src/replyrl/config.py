@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from replyrl.errors import UserError
+from replyrl.errors import UserError, missing_path_error
 
 T = TypeVar("T")
 _SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
@@ -103,6 +103,14 @@ def _yaml_problem(where: str, text: str, e: yaml.YAMLError) -> str:
         return f"{where}{at}: a tab character: YAML is indented with spaces, not tabs"
     if isinstance(e, _DuplicateKey):
         return f"{where}{at}: {problem}"
+    if isinstance(e, yaml.constructor.ConstructorError) and "constructor for the tag" in problem:
+        # e.g. !!python/object: the safe loader builds no objects, so this is not a syntax slip
+        found = re.search(r"tag '(.*)'", problem)
+        tag = (found.group(1) if found else "?").replace("tag:yaml.org,2002:", "!!")
+        return (
+            f"{where}{at}: unsupported YAML tag {tag!r}: configs are plain data, and tags that "
+            "build Python objects (!!python/...) are refused as unsafe; remove the tag"
+        )
     return (
         f"{where}{at}: YAML syntax error: {problem}"
         + (f" ({context})" if context else "")
@@ -146,12 +154,17 @@ def _check_tree(data: Any, where: str) -> None:
 def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     """Load a YAML config, resolving `_base_` (a path, or list of paths, relative to the file)."""
     given = path
-    path = Path(path).expanduser().resolve()
+    try:
+        path = Path(path).expanduser().resolve()
+    except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError for a symbolic link loop
+        raise ConfigError(
+            str(missing_path_error(Path(given).expanduser(), "config file"))
+        ) from None
     if path in _seen:
         raise ConfigError(f"{path}: _base_ cycle: {' -> '.join(map(str, _seen + (path,)))}")
     via = f" (the _base_ of {_seen[-1]})" if _seen else ""
     if not path.exists():
-        raise ConfigError(f"config file not found: {given}{via}")
+        raise ConfigError(f"{missing_path_error(given, 'config file')}{via}")
     if not path.is_file():
         raise ConfigError(f"{given}{via} is a folder, not a config file: give a YAML file")
     try:

@@ -10,6 +10,7 @@ continue to work.
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 
@@ -52,6 +53,26 @@ _OS_HINTS = {
     errno.ENAMETOOLONG: "the file name is too long",
     errno.ELOOP: "too many symbolic links",
 }
+
+
+def missing_path_error(path: str | Path, what: str, hint: str = "") -> ArtifactNotFoundError:
+    """The error for a user-given `path` that `Path.exists()` says is not there: a symbolic link
+    loop and a link to nothing are named as such (both also read as "not there"), anything else is
+    "<what> not found: <path>". `hint` says how to make the missing thing."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return ArtifactNotFoundError(
+                f"{what} {path}: a symbolic link loop (the link leads back to itself): point the "
+                "link at a real file or give the real path"
+            )
+        if os.path.islink(path):
+            return ArtifactNotFoundError(
+                f"{what} {path}: a symbolic link to {os.readlink(path)}, which does not exist"
+            )
+    tail = f" ({hint})" if hint else ""
+    return ArtifactNotFoundError(f"{what} not found: {path}{tail}")
 
 
 def describe_os_error(e: OSError, what: str = "") -> str:

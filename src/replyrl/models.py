@@ -156,6 +156,12 @@ def check_adapter_dir(path: str | Path) -> dict:
     return cfg
 
 
+def _finite_floats(t) -> bool:
+    import torch
+
+    return t.is_floating_point() and bool(torch.isfinite(t).all())
+
+
 def load_adapter(base, path: str | Path, is_trainable: bool = False):
     """Apply the LoRA adapter in `path` to `base` and check that every tensor in its weights file
     was loaded into a module of the model, with its shape, and that no LoRA module was left
@@ -175,8 +181,16 @@ def load_adapter(base, path: str | Path, is_trainable: bool = False):
     try:
         with safe_open(str(weights), framework="pt") as f:
             saved = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            # LoRA weights are small: read them all once, since a NaN loads and makes NaN logits
+            broken = [k for k in f.keys() if not _finite_floats(f.get_tensor(k))]
     except (SafetensorError, OSError, ValueError) as e:
         raise ArtifactError(f"{weights}: not a readable safetensors file ({str(e)[:80]})") from None
+    if broken:
+        raise ArtifactError(
+            f"{weights}: {len(broken)} tensor(s) hold NaN/inf or non-float values (e.g. "
+            f"{broken[0]}); the training run diverged or the file is corrupt: use an earlier "
+            "checkpoint or train again"
+        )
     try:
         with warnings.catch_warnings():
             # PEFT only warns about keys it could not place; the check below makes that an error

@@ -30,7 +30,7 @@ from rich.console import Console
 from replyrl.data.splits import SplitConfig
 from replyrl.evaluation.verdict import GainRatio, Hypothesis
 from replyrl.io import atomic_write_json, atomic_write_text
-from replyrl.rewards.build import LengthGuard
+from replyrl.rewards.build import LengthGuard, check_weights
 from replyrl.training.objective import RECIPES
 
 console = Console(stderr=True)
@@ -58,6 +58,9 @@ class RewardStage:
     """Composite: weight of the heuristic."""
     length_guard: LengthGuard = field(default_factory=LengthGuard)
     """DAPO-style overlong penalty added to the RL reward (off unless max_chars > 0)."""
+
+    def __post_init__(self):
+        check_weights(learned_weight=self.learned_weight, heuristic_weight=self.heuristic_weight)
 
 
 @dataclass
@@ -156,9 +159,23 @@ class PipelineConfig:
         bad = [r for r in self.recipes if r not in RECIPES]
         if bad:
             raise ValueError(f"recipes must be registered recipes {list(RECIPES)}, got {bad}")
+        twice = list(dict.fromkeys(r for r in self.recipes if self.recipes.count(r) > 1))
+        if twice:
+            raise ValueError(
+                f"recipes lists {', '.join(twice)} more than once: each recipe trains one run named "
+                "after it (add variants under `runs:` with their own names)"
+            )
         unknown = [r for r in self.recipe_set if r not in RECIPES]
         if unknown:
             raise ValueError(f"recipe_set names unknown recipes {unknown}")
+        for recipe, sets in self.recipe_set.items():
+            if not isinstance(sets, list) or not all(isinstance(x, str) for x in sets):
+                one = isinstance(sets, str)
+                raise ValueError(
+                    f"recipe_set.{recipe} must be a list of key=value overrides, got "
+                    f"{'the string ' if one else ''}{sets!r} (write "
+                    f"{recipe}: [{sets if one else 'optim.max_steps=3'}])"
+                )
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
         if len(set(self.seeds)) != len(self.seeds):

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from replyrl.errors import ArtifactNotFoundError, InputError, UserError
+from replyrl.errors import InputError, UserError, missing_path_error
 from replyrl.io import atomic_write_bytes
 
 REQUIRED_TEXT = ("tweet_id", "tweet", "reply")
@@ -189,7 +189,7 @@ def parse_row(row: dict[str, Any], file: str, line: int) -> tuple[Record | None,
             vals[f] = str(v)  # numeric ids are common in exports
         elif not isinstance(v, str):
             err(f, v, f"expected a string, got {_type_name(v)}")
-        elif reason := _text_problem(f, v):
+        elif reason := text_problem(f, v):
             err(f, v, reason)
         else:
             vals[f] = v
@@ -223,14 +223,20 @@ def parse_row(row: dict[str, Any], file: str, line: int) -> tuple[Record | None,
         v = row.get(f)
         if v is None or v == "":
             continue
-        if isinstance(v, float) and not math.isfinite(v):
-            err(f, v, "expected a string, got a non-finite number (NaN/Infinity)")
+        if isinstance(v, float):
+            # a JSON float has lost digits already (1e20, 123456789012345678.0): none to keep exactly
+            err(
+                f,
+                v,
+                "expected a string, got a JSON number with a fraction or exponent (its digits may "
+                "be lost): write the value as a string",
+            )
             continue
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            v = str(v)
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = str(v)  # a JSON integer is exact
         if not isinstance(v, str):
             err(f, v, f"expected a string, got {_type_name(v)}")
-        elif (reason := _text_problem(f, v)) and not reason.startswith("empty"):
+        elif (reason := text_problem(f, v)) and not reason.startswith("empty"):
             err(f, v, reason)
         elif not reason:
             vals[f] = v
@@ -247,14 +253,19 @@ def parse_row(row: dict[str, Any], file: str, line: int) -> tuple[Record | None,
     return Record(**vals, extra=extra), []
 
 
-def _text_problem(field: str, text: str) -> str:
-    """Why `text` cannot be the value of a text field ('' when it can)."""
+def text_problem(field: str, text: str) -> str:
+    """Why `text` cannot be the value of text field `field` ('' when it can): the one text rule of
+    data files and of the web API (empty or invisible-only, a NUL, a lone surrogate, over the cap,
+    a missing-value marker as an id)."""
     if is_blank(text):
         return (
             "empty text after stripping whitespace"
             if not text.strip()
             else "text holds only invisible or control characters (counts as empty)"
         )
+    if "\x00" in text:
+        # C tools, databases and tokenizers cut or refuse text at a NUL: it is a broken export
+        return "text holds a NUL character (U+0000): remove it"
     if _has_surrogate(text):
         return "text holds a lone surrogate (invalid Unicode, cannot be written as UTF-8)"
     if len(text) > MAX_TEXT_CHARS:
@@ -347,6 +358,9 @@ def _json_unsafe(v: Any) -> str:
     if isinstance(v, str) and _has_surrogate(v):
         return "a lone surrogate (invalid Unicode)"
     if isinstance(v, dict):
+        dup = getattr(v, "duplicate_keys", ())
+        if dup:
+            return f"an object that gives key {dup[0]!r} more than once (which value is meant?)"
         reasons = (_json_unsafe(k) or _json_unsafe(x) for k, x in v.items())
         return next((r for r in reasons if r), "")
     if isinstance(v, list):
@@ -519,7 +533,7 @@ def load_records(
     """
     path = Path(path)
     if not path.exists():
-        raise ArtifactNotFoundError(f"data file not found: {path}")
+        raise missing_path_error(path, "data file")
     if path.is_dir():
         raise InputError(f"{path} is a folder: give a records file (JSONL, JSONL.gz or CSV)")
     records: list[Record] = []

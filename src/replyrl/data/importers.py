@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from replyrl.errors import ArtifactNotFoundError, InputError
+from replyrl.errors import InputError, missing_path_error
 from replyrl.records import (
     KNOWN_FIELDS,
     DataError,
@@ -236,7 +236,7 @@ def parse_mapping(items: list[str]) -> dict[str, str]:
 def _read_responses(path: Path) -> list[tuple[int, Any]]:
     """(number, response) pairs: list index + 1 for a JSON list/object, line number for JSONL."""
     if not path.exists():
-        raise ArtifactNotFoundError(f"X API file not found: {path}")
+        raise missing_path_error(path, "X API file")
     raw = path.read_bytes()
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from replyrl.data.labels import engagement_raw
-from replyrl.errors import ArtifactNotFoundError, InputError
+from replyrl.errors import InputError, missing_path_error
 from replyrl.io import atomic_write_text
 from replyrl.records import MAX_TEXT_CHARS, DataError, Record, RowError, is_blank
 
@@ -169,7 +169,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
     """
     path = Path(path)
     if not path.exists():
-        raise ArtifactNotFoundError(f"pairs file not found: {path}")
+        raise missing_path_error(path, "pairs file")
     pairs: list[Pair] = []
     errors: list[RowError] = []
     for i, raw in enumerate(path.read_bytes().splitlines(), start=1):

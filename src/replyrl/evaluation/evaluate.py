@@ -25,7 +25,7 @@ from typing import Literal
 
 from replyrl.config import ConfigError
 from replyrl.device import check_device_name
-from replyrl.errors import ArtifactError, ArtifactNotFoundError, InputError
+from replyrl.errors import ArtifactError, ArtifactNotFoundError, InputError, missing_path_error
 from replyrl.evaluation.alarms import AlarmConfig
 from replyrl.evaluation.generate_cache import (
     EvalTweet,
@@ -152,7 +152,7 @@ def parse_models(specs: list[str]) -> list[ModelSpec]:
             and not Path(path).expanduser().exists()
             and Path(path).expanduser().is_absolute()
         ):
-            raise ArtifactNotFoundError(f"--model {name}: path not found: {path}")
+            raise missing_path_error(path, f"--model {name}: path")
         m = re.search(r"seed_(\d+)", path)
         seed = int(m.group(1)) if m else sum(o.name == name for o in out)
         if any(o.name == name and o.seed == seed for o in out):

@@ -11,7 +11,8 @@ bias (Zheng et al. 2023, "Judging LLM-as-a-Judge", §3.3). Backends:
   HTTP with urllib. The key is read from the environment variable named in the config, sent only
   in the request header, and never logged, cached or written. The key never leaves for another
   address: redirects are not followed, `http://` is accepted for loopback hosts only, and every
-  error message is redacted (the key, any 8+ character piece of it, and its JSON/URL-escaped forms)
+  error message is redacted (the key, any 8+ character piece of it, however its characters are
+  escaped: JSON `\\u`, URL `%XX`, HTML `&#NN;`; and its base64 form)
   before it is shown.
 
 Every verdict is cached on disk keyed by backend, model, prompt and the ordered pair.
@@ -19,12 +20,14 @@ Every verdict is cached on disk keyed by backend, model, prompt and the ordered 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import ipaddress
 import json
 import logging
 import math
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -129,7 +132,8 @@ def _is_loopback(host: str) -> bool:
 
 def redact(text: str, secret: str | None, min_chars: int = REDACT_MIN_CHARS) -> str:
     """`text` with the secret removed: whole, as any piece of `min_chars` or more characters (a
-    key cut at a server's echo limit), and in its JSON- and URL-escaped spellings."""
+    key cut at a server's echo limit), with any of its characters escaped (JSON `\\u0073`, URL
+    `%73`, HTML `&#115;`), and base64-encoded whole."""
     if not secret:
         return text
     forms = {
@@ -139,10 +143,63 @@ def redact(text: str, secret: str | None, min_chars: int = REDACT_MIN_CHARS) -> 
         json.dumps(secret)[1:-1].replace("/", "\\/"),
         urllib.parse.quote(secret, safe=""),
         urllib.parse.quote_plus(secret),
+        base64.b64encode(secret.encode()).decode().rstrip("="),
+        base64.urlsafe_b64encode(secret.encode()).decode().rstrip("="),
     }
+    text = _redact_decoded(text, secret, min(min_chars, len(secret)))
     for form in sorted(forms, key=len, reverse=True):
         text = _redact_pieces(text, form, min(min_chars, len(form)))
     return text
+
+
+# One escaped character: JSON \uXXXX or \" \\ \/, URL %XX, or an HTML numeric entity.
+_ESCAPED_CHAR = re.compile(
+    r"\\u([0-9a-fA-F]{4})|\\([\\/\"])|%([0-9a-fA-F]{2})|&#[xX]([0-9a-fA-F]{1,6});|&#([0-9]{1,7});"
+)
+
+
+def _redact_decoded(text: str, secret: str, min_chars: int) -> str:
+    """Redact the secret however its characters are escaped, each on its own (a server may echo
+    `\u0073\u006b...`, `%73%6b...` or a mix): match on the text with every escape decoded, then
+    blank the escapes the match came from."""
+    chars: list[str] = []
+    spans: list[tuple[int, int]] = []  # where each decoded character sits in `text`
+    last = 0
+    for m in _ESCAPED_CHAR.finditer(text):
+        chars.extend(text[last : m.start()])
+        spans.extend((j, j + 1) for j in range(last, m.start()))
+        u, plain, pct, hexa, dec = m.groups()
+        code = int(u or pct or hexa, 16) if (u or pct or hexa) else int(dec) if dec else ord(plain)
+        chars.append(chr(code) if code <= 0x10FFFF else "\ufffd")
+        spans.append((m.start(), m.end()))
+        last = m.end()
+    if last == 0:
+        return text  # nothing escaped: the plain passes cover it
+    chars.extend(text[last:])
+    spans.extend((j, j + 1) for j in range(last, len(text)))
+    decoded = "".join(chars)
+    hidden = [False] * len(text)
+    i = 0
+    while i < len(decoded):
+        n = 0
+        while i + n < len(decoded) and decoded[i : i + n + 1] in secret:
+            n += 1
+        if n >= min_chars:
+            for start, end in spans[i : i + n]:
+                hidden[start:end] = [True] * (end - start)
+            i += n
+        else:
+            i += 1
+    out, j = [], 0
+    while j < len(text):
+        if hidden[j]:
+            out.append("***")
+            while j < len(text) and hidden[j]:
+                j += 1
+        else:
+            out.append(text[j])
+            j += 1
+    return "".join(out)
 
 
 def _redact_pieces(text: str, secret: str, min_chars: int) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from pathlib import Path
 
 from replyrl.evaluation import plots
@@ -354,8 +355,30 @@ def blocks(summary: dict) -> list[Block]:
     return b
 
 
-def _md_escape(s: str) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+# what can start emphasis, code, a link or image (`[`; `(` and `!` mean nothing without it),
+# strikethrough, or end a table cell; headings and lists cannot start inside a table cell
+_MD_PUNCTUATION = set("\\`*_[]~|")
+
+
+def escape_markdown(text: object) -> str:
+    r"""`text` (a tweet, a reply, any text we did not write) as literal Markdown inline text: raw HTML
+    such as `<script>` becomes entities, Markdown punctuation (emphasis, links, images, code, table
+    pipes) is backslash-escaped, and line breaks become spaces, so a viewer shows the characters
+    instead of rendering them.
+
+    >>> print(escape_markdown("<b>hi</b> *you* | [x](y)"))
+    &lt;b&gt;hi&lt;/b&gt; \*you\* \| \[x\](y)
+    """
+    out = []
+    for c in " ".join(str(text).splitlines()):
+        out.append(_MD_ENTITIES.get(c) or ("\\" + c if c in _MD_PUNCTUATION else c))
+    line = "".join(out)
+    # as a paragraph of its own: a leading "#", "-", "+", "=" or "1." would start a block
+    block = re.match(r"(\s*)(\d+)?([#+=.)-])", line)
+    if block and (block.group(2) is None) == (block.group(3) not in ".)"):
+        line = line[: block.start(3)] + "\\" + line[block.start(3) :]
+    return line
 
 
 def to_markdown(bs: list[Block], img_dir: str | None = None) -> str:
@@ -370,9 +393,9 @@ def to_markdown(bs: list[Block], img_dir: str | None = None) -> str:
             out.append(f"> **⚠ {blk[1]}**")
         elif kind == "table":
             head, rows = blk[1], blk[2]
-            out.append("| " + " | ".join(map(_md_escape, head)) + " |")
+            out.append("| " + " | ".join(map(escape_markdown, head)) + " |")
             out.append("|" + "---|" * len(head))
-            out.extend("| " + " | ".join(map(_md_escape, r)) + " |" for r in rows)
+            out.extend("| " + " | ".join(map(escape_markdown, r)) + " |" for r in rows)
         elif kind == "img":
             out.append(
                 f"*{blk[1]}: see report.html*" if blk[2] else f"*{blk[1]}: skipped — {blk[3]}.*"

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from replyrl.config import ConfigError
-from replyrl.errors import ArtifactNotFoundError
+from replyrl.errors import missing_path_error
 from replyrl.rewards.heuristic import HeuristicConfig
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,14 @@ class GuardedReward:
         return call_scorer(self, prompts, completions, columns)
 
 
+def check_weights(**weights: float) -> None:
+    """The rule of every reward mixing weight (here and in the pipeline's `reward:` section):
+    finite and >= 0, since a negative weight would reward the opposite of what its part measures."""
+    for name, v in weights.items():
+        if not math.isfinite(v) or v < 0:
+            raise ConfigError(f"{name} must be finite and >= 0 (0 turns the part off), got {v}")
+
+
 @dataclass
 class RewardConfig:
     """Which engagement reward to build and how to weigh its parts."""
@@ -112,10 +120,7 @@ class RewardConfig:
     """Optional soft overlong punishment (off by default)."""
 
     def __post_init__(self) -> None:
-        for k in ("learned_weight", "heuristic_weight"):
-            v = getattr(self, k)
-            if not math.isfinite(v) or v < 0:
-                raise ConfigError(f"{k} must be finite and >= 0, got {v}")
+        check_weights(learned_weight=self.learned_weight, heuristic_weight=self.heuristic_weight)
         if self.kind == "learned" and not self.model:
             raise ConfigError(
                 "kind=learned needs `model`: a folder written by `replyrl reward train`"
@@ -143,8 +148,8 @@ def build_reward(
 
     cfg = cfg or RewardConfig()
     if cfg.model and not Path(cfg.model).exists():
-        raise ArtifactNotFoundError(
-            f"reward model folder not found: {cfg.model} (train one with `replyrl reward train`)"
+        raise missing_path_error(
+            cfg.model, "reward model folder", "train one with `replyrl reward train`"
         )
     model = None
     if cfg.model and cfg.kind != "heuristic":

@@ -394,6 +394,22 @@ def load_reward_model(
             isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
         ):
             raise ArtifactError(f"{cfg_path}: meta.{k} must be a finite number, got {v!r}")
+        if k.endswith("_std") and v is not None and v <= 0:
+            # scores are divided by it: 0 is a division by zero, a negative flips the reward's sign
+            raise ArtifactError(
+                f"{cfg_path}: meta.{k} must be > 0 (a standard deviation), got {v!r}; the model "
+                "folder is corrupt: train it again"
+            )
+    if (
+        encoder is not None
+        and _looks_like_path(encoder)
+        and not Path(encoder).expanduser().exists()
+    ):
+        raise ArtifactNotFoundError(
+            f"{cfg_path}: field 'encoder' names the folder {encoder}, which does not exist; put the "
+            "encoder the model was trained with back at that path, or retrain the reward model "
+            "with `replyrl reward train`"
+        )
     try:
         state = load_file(str(head_path))
     except (SafetensorError, OSError, ValueError) as e:
@@ -408,6 +424,16 @@ def load_reward_model(
     if embeddings is None:
         embeddings = EmbeddingCache(encoder_name=encoder, device=device)
     return RewardModel(head, encoder=encoder, embeddings=embeddings, meta=meta)
+
+
+def _looks_like_path(name: str) -> bool:
+    """A folder rather than a Hugging Face id (`org/name`): absolute, ./ or ~ relative, or deeper."""
+    return (
+        Path(name).is_absolute()
+        or name.startswith((".", "~"))
+        or name.count("/") >= 2
+        or "\\" in name
+    )
 
 
 def _check_head_state(
@@ -444,3 +470,9 @@ def _check_head_state(
             )
         if not state[k].is_floating_point() or not torch.isfinite(state[k]).all():
             raise ArtifactError(f"{path}: tensor '{k}' holds non-finite or non-float values")
+        if k.rsplit(".", 1)[-1] == "x_std" and not (state[k] > 0).all():
+            # training writes std >= 1e-6; features are divided by it
+            raise ArtifactError(
+                f"{path}: tensor '{k}' (feature standard deviations) holds values <= 0 "
+                f"({state[k].tolist()[:4]}); the file is corrupt: train the model again"
+            )

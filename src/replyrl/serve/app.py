@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import random
 import threading
@@ -30,10 +31,13 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from replyrl.config import SEED_MAX
+from replyrl.records import text_problem
 from replyrl.serve.feedback import FeedbackError, FeedbackLog, IssuedSuggestions, Shown
 from replyrl.serve.style import MAX_VOICE_CHARS, MAX_VOICE_EXAMPLES, TONES, Style, StyleError
 from replyrl.serve.suggest import Suggester, SuggestError
@@ -42,19 +46,24 @@ log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent / "web"
 MAX_TWEET_CHARS = 2000
 MAX_K = 16
+MAX_BODY_DEPTH = 64
+"""Nesting a request body may reach before a parse failure is blamed on depth (ours nest 2)."""
 T = TypeVar("T")
 
 
-def _not_blank(v: str) -> str:
-    if not v.strip():
-        raise ValueError("must not be empty or only whitespace")
+def _usable_text(v: str) -> str:
+    # the data layer's text rule, so the page takes no text a data file could not hold
+    problem = text_problem("tweet", v)
+    if problem:
+        raise ValueError(problem)
     return v
 
 
 class SuggestRequest(BaseModel):
     """Body of `POST /api/suggest`."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: true is not k = 1 and "5" is not 5 (JSON numbers still fill float fields)
+    model_config = ConfigDict(extra="forbid", strict=True)
     tweet: str = Field(
         ..., min_length=1, max_length=MAX_TWEET_CHARS, description="The tweet to reply to."
     )
@@ -63,7 +72,11 @@ class SuggestRequest(BaseModel):
         0.9, gt=0, le=2, allow_inf_nan=False, description="Sampling temperature."
     )
     seed: int | None = Field(
-        None, ge=0, lt=2**63, description="Sampling seed; omit for fresh replies each time."
+        None,
+        ge=0,
+        le=SEED_MAX,
+        description=f"Sampling seed in 0..{SEED_MAX} (the sampler's range, as in configs and "
+        "`--seed`); omit for fresh replies each time.",
     )
     tone: str | None = Field(
         None,
@@ -77,7 +90,7 @@ class SuggestRequest(BaseModel):
         "default (--voice).",
     )
 
-    _tweet = field_validator("tweet")(_not_blank)
+    _tweet = field_validator("tweet")(_usable_text)
 
     @field_validator("tone")
     @classmethod
@@ -90,8 +103,9 @@ class SuggestRequest(BaseModel):
     @classmethod
     def _voice_items(cls, v: list[str] | None) -> list[str] | None:
         for i, text in enumerate(v or []):
-            if not text.strip():
-                raise ValueError(f"past reply {i + 1} is empty")
+            problem = text_problem("voice", text)
+            if problem:
+                raise ValueError(f"past reply {i + 1}: {problem}")
             if len(text) > MAX_VOICE_CHARS:
                 raise ValueError(f"past reply {i + 1} is over {MAX_VOICE_CHARS} characters")
         return v
@@ -138,6 +152,104 @@ class FeedbackRequest(BaseModel):
     chosen: int = Field(
         ..., ge=0, lt=MAX_K, description="Index of the picked reply in that answer (0 = first)."
     )
+
+
+class _HugeNumber:
+    """A JSON integer with more digits than Python will read (4,300 by default)."""
+
+    def __init__(self, digits: str) -> None:
+        self.n_digits = len(digits.lstrip("-"))
+
+
+def _read_int(digits: str) -> int | _HugeNumber:
+    try:
+        return int(digits)
+    except ValueError:
+        return _HugeNumber(digits)
+
+
+def _huge_number_at(value: Any, loc: tuple = ()) -> tuple[tuple, _HugeNumber] | None:
+    if isinstance(value, _HugeNumber):
+        return loc, value
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        found = _huge_number_at(item, (*loc, key))
+        if found:
+            return found
+    return None
+
+
+def _too_deep_at(body: str) -> tuple:
+    """Where a body too deeply nested for the JSON parser goes deep: the top-level key being read
+    when the nesting passes MAX_BODY_DEPTH (a scan of the text, since parsing it is what failed)."""
+    depth, key, last, start, in_string, escaped = 0, (), "", 0, False, False
+    for i, c in enumerate(body):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string, last = False, body[start:i]
+        elif c == '"':
+            in_string, start = True, i + 1
+        elif c in "[{":
+            depth += 1
+            if depth > MAX_BODY_DEPTH:
+                break
+        elif c in "]}":
+            depth -= 1
+        elif c == ":" and depth == 1:
+            try:
+                key = (json.loads(f'"{last}"'),)
+            except ValueError:
+                key = (last,)
+    return key
+
+
+def _body_problem(raw: bytes) -> RequestValidationError | None:
+    """A JSON body the parser cannot hold (nested past its recursion limit, an integer of
+    thousands of digits) as a validation error naming the field; None for anything else, which
+    FastAPI parses and validates itself."""
+    try:
+        body = json.loads(raw, parse_int=_read_int)
+    except RecursionError:
+        loc = ("body", *_too_deep_at(raw.decode("utf-8", "replace")))
+        msg = f"nested more than {MAX_BODY_DEPTH} levels deep"
+        return RequestValidationError([{"loc": loc, "msg": msg, "type": "too_deep"}])
+    except ValueError:
+        return None  # not JSON: FastAPI reports it
+    found = _huge_number_at(body)
+    if found is None:
+        return None
+    loc, number = found
+    msg = f"a number of {number.n_digits:,} digits is out of range"
+    return RequestValidationError([{"loc": ("body", *loc), "msg": msg, "type": "too_large"}])
+
+
+class _CheckedBodyRoute(APIRoute):
+    """Routes whose JSON body is first checked for what FastAPI's parser cannot take (it answers
+    those with a bare 400 that names no field)."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def checked(request: Request):
+            if request.method == "POST":
+                problem = _body_problem(
+                    await request.body()
+                )  # starlette keeps the body for FastAPI
+                if problem is not None:
+                    raise problem
+            return await handler(request)
+
+        return checked
 
 
 class QueueFull(Exception):
@@ -206,6 +318,7 @@ def create_app(
         redoc_url=None,
         description="Reply suggestions from your trained model, and a feedback log for reward training.",
     )
+    app.router.route_class = _CheckedBodyRoute
     queue = GenerationQueue(queue_size)
     issued = issued if issued is not None else IssuedSuggestions()
     reward = reward_name or getattr(suggester.ranker, "name", "reward")

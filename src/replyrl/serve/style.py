@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from replyrl.errors import UserError
+from replyrl.errors import UserError, missing_path_error
 
 TONES: dict[str, str] = {
     "supportive": (
@@ -134,7 +134,7 @@ def load_voice(path: str | Path) -> tuple[str, ...]:
     """
     p = Path(path).expanduser()
     if not p.exists():
-        raise StyleError(f"voice file not found: {p}")
+        raise StyleError(str(missing_path_error(p, "voice file")))
     if not p.is_file():
         raise StyleError(f"voice file {p} is not a file (give a text file, one reply per line)")
     size = p.stat().st_size

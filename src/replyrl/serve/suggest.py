@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from replyrl.config import SEED_MAX
 from replyrl.errors import UserError
 from replyrl.models import DEFAULT_INSTRUCTION
 from replyrl.serve.echoes import echo_checks, echo_penalties
@@ -234,6 +235,8 @@ class Suggester:
             raise SuggestError(f"k must be >= 1, got {k}")
         if not 0 < temperature <= 2:
             raise SuggestError(f"temperature must be in (0, 2], got {temperature}")
+        if not 0 <= seed <= SEED_MAX:
+            raise SuggestError(f"seed must be in 0..{SEED_MAX} (the sampler's range), got {seed}")
         cfg, t0 = self.cfg, time.perf_counter()
         style = style if style is not None else self.style
         instruction = style.instruction(self.instruction)
@@ -249,7 +252,8 @@ class Suggester:
             missing = k - len(kept)
             n = min(math.ceil(cfg.oversample * missing), cfg.max_candidates - n_sampled)
             # A fixed, distinct seed per round: the same request gives the same replies.
-            texts = self.generate(tweet, n, temperature, seed + 7919 * rounds, instruction)
+            round_seed = (seed + 7919 * rounds) % (SEED_MAX + 1)  # stays in the sampler's range
+            texts = self.generate(tweet, n, temperature, round_seed, instruction)
             n_sampled, rounds = n_sampled + n, rounds + 1
             fresh = []
             for t in texts:

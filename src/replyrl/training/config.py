@@ -264,6 +264,35 @@ class OptimConfig:
             raise ConfigError(
                 "optim: save_steps, logging_steps and gradient_accumulation_steps must be >= 1"
             )
+        check_report_to(self.report_to)
+
+
+def check_report_to(names: list[str]) -> None:
+    """`optim.report_to` names loggers transformers knows and that are installed (it would
+    otherwise fail inside the trainer, after the policy has loaded)."""
+    if set(names) <= {"tensorboard"} or names == ["none"]:
+        return  # tensorboard is a dependency of replyrl; skip importing transformers' integrations
+    from transformers.integrations import (
+        get_available_reporting_integrations,
+        get_reporting_integration_callbacks,
+    )
+
+    special = {"none", "all"}
+    for name in names:
+        if name in special:
+            if len(names) > 1:
+                raise ConfigError(
+                    f"optim.report_to: {name!r} cannot be combined with other loggers"
+                )
+            continue
+        try:
+            get_reporting_integration_callbacks([name])
+        except ValueError as e:
+            raise ConfigError(f"optim.report_to: unknown logger {name!r} ({e})") from None
+        if name not in get_available_reporting_integrations():
+            raise ConfigError(
+                f"optim.report_to: logger {name!r} is not installed: pip install it, or drop it"
+            )
 
 
 @dataclass

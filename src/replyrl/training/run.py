@@ -362,7 +362,15 @@ def train(
         truncate_log,
     )
 
-    validate_reward(cfg)
+    reward_cfg = validate_reward(cfg)
+    if reward_cfg is not None and reward_cfg.model and not Path(reward_cfg.model).exists():
+        from replyrl.errors import missing_path_error
+
+        raise missing_path_error(
+            reward_cfg.model,
+            "reward.model: reward model folder",
+            "train one with `replyrl reward train`",
+        )
     runtime(cfg)  # a missing GPU, bf16 or vLLM fails here, before anything is written
     out = run_dir_of(cfg)
     ckpt = latest_checkpoint(out / "checkpoints") if resume else None
