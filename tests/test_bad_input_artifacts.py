@@ -129,6 +129,23 @@ RM_CORRUPTIONS = {
         lambda d: _edit_tensors(d, lambda s: s.update(x_std=torch.ones(2, dtype=torch.int64))),
         "x_std",
     ),
+    # issue 26: numbers that load but change or flip the reward
+    "score_std 0": (lambda d: _edit_config(d, lambda c: c["meta"].update(score_std=0)), "> 0"),
+    "score_std -1": (
+        lambda d: _edit_config(d, lambda c: c["meta"].update(score_std=-1.0)),
+        "meta.score_std must be > 0",
+    ),
+    "heuristic_std 0": (
+        lambda d: _edit_config(d, lambda c: c["meta"].update(heuristic_std=0.0)),
+        "meta.heuristic_std must be > 0",
+    ),
+    "x_std all zero": (lambda d: _edit_tensors(d, lambda s: s["x_std"].zero_()), "'x_std'"),
+    "x_std negative": (lambda d: _edit_tensors(d, lambda s: s["x_std"].fill_(-1.0)), "<= 0"),
+    "x_std one zero": (lambda d: _edit_tensors(d, lambda s: s["x_std"][:1].zero_()), "<= 0"),
+    "encoder folder gone": (
+        lambda d: _edit_config(d, lambda c: c.update(encoder=str(d / "gone" / "encoder"))),
+        "config.json: field 'encoder' names the folder",
+    ),
 }
 
 
@@ -156,6 +173,19 @@ def test_corrupt_reward_model_through_the_cli(tmp_path, rm_dir, name):
     r = cli("reward", "validate", "--model", rm_dir, "--data", data, "--cache-dir", "off")
     assert_one_line_error(r, str(rm_dir), needle)
     assert_one_line_error(cli("reward", "score", "tweet", "reply", "--model", rm_dir), needle)
+
+
+def test_reward_model_without_its_encoder_names_the_config_through_the_cli(rm_dir):
+    gone = rm_dir.parent / "encoders" / "mine"
+    _edit_config(rm_dir, lambda c: c.update(encoder=str(gone)))
+    r = cli("reward", "score", "tweet", "reply", "--model", rm_dir)
+    line = assert_one_line_error(r, str(rm_dir / "config.json"), str(gone), "replyrl reward train")
+    assert "--model" not in line.split(str(gone))[-1]  # the hint is not "pass --model"
+
+
+def test_a_hub_id_encoder_is_not_taken_for_a_path(rm_dir):
+    _edit_config(rm_dir, lambda c: c.update(encoder="sentence-transformers/all-mpnet-base-v2"))
+    assert load_reward_model(rm_dir).encoder_name == "sentence-transformers/all-mpnet-base-v2"
 
 
 @pytest.mark.parametrize(
@@ -244,7 +274,17 @@ ADAPTER_CORRUPTIONS = {
         lambda d, r: shutil.copy(r / "wide_adapter" / "adapter_model.safetensors", d),
         "size mismatch",
     ),
+    "NaN weights": (lambda d, r: _edit_adapter(d, float("nan")), "NaN/inf"),
+    "inf weights": (lambda d, r: _edit_adapter(d, float("-inf")), "NaN/inf"),
 }
+
+
+def _edit_adapter(d, value):
+    """Set one element of one LoRA tensor to `value` (a diverged run's weights)."""
+    path = d / "adapter_model.safetensors"
+    state = load_file(str(path))
+    state[sorted(state)[0]].view(-1)[0] = value
+    save_file(state, str(path))
 
 
 @pytest.fixture()
@@ -286,7 +326,9 @@ def test_intact_adapter_changes_the_model(tiny, adapter):
     assert not torch.allclose(before, after)
 
 
-@pytest.mark.parametrize("name", ["no weights", "other target modules", "other rank"])
+@pytest.mark.parametrize(
+    "name", ["no weights", "other target modules", "other rank", "NaN weights"]
+)
 def test_adapter_through_the_cli(adapter, tiny, name):
     corrupt, needle = ADAPTER_CORRUPTIONS[name]
     corrupt(adapter, tiny)

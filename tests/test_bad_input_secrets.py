@@ -247,3 +247,127 @@ def test_broken_anthropic_answers(serve, monkeypatch, body):
     _, url = serve(lambda h: (200, {}, body))
     with pytest.raises(JudgeError):
         _backend(monkeypatch, url, "anthropic").prob_a(["x"])
+
+
+# --- issue 26: the key echoed with its characters escaped ----------------------------------------
+
+
+def _u(text: str) -> str:
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+ESCAPED_ECHOES = {
+    "every char \\u": _u(KEY),
+    "every char \\U upper hex": "".join(f"\\u{ord(c):04X}" for c in KEY),
+    "\\u piece": _u(KEY[4:16]),
+    "\\u then plain": _u(KEY[:6]) + KEY[6:],
+    "every other char \\u": "".join(_u(c) if i % 2 else c for i, c in enumerate(KEY)),
+    "\\u escaped twice": "".join(f"\\\\u{ord(c):04x}" for c in KEY),
+    "url every char": "".join(f"%{ord(c):02X}" for c in KEY),
+    "url twice": "".join(f"%25{ord(c):02X}" for c in KEY),
+    "html decimal entities": "".join(f"&#{ord(c)};" for c in KEY),
+    "html hex entities": "".join(f"&#x{ord(c):x};" for c in KEY),
+    "base64": __import__("base64").b64encode(KEY.encode()).decode(),
+}
+
+
+def _no_decoded_key(text: str) -> None:
+    """No 8-character piece of the key survives, however the echo spelled it."""
+    import base64
+    import html
+    from urllib.parse import unquote
+
+    decoded = html.unescape(unquote(unquote(text)))
+    decoded = json.loads('"' + decoded.replace("\\\\", "\\").replace('"', '\\"') + '"')
+    _no_piece_of_key(decoded)
+    assert base64.b64encode(KEY.encode()).decode()[:12] not in text
+
+
+@pytest.mark.parametrize("echo", ESCAPED_ECHOES.values(), ids=ESCAPED_ECHOES.keys())
+def test_escaped_echo_of_the_key_is_redacted(serve, monkeypatch, echo):
+    # the body is written by hand: the server itself chose these escapes
+    body = ('{"error": {"message": "Incorrect API key provided: ' + echo + '"}}').encode()
+    _, url = serve(lambda h: (401, {"content-type": "application/json"}, body))
+    with pytest.raises(JudgeError, match="HTTP 401") as e:
+        _backend(monkeypatch, url).prob_a(["x"])
+    assert "***" in str(e.value)
+    _no_decoded_key(str(e.value))
+
+
+def test_escapes_that_are_not_the_key_are_kept():
+    text = 'bad "x" at \\u0041 and %20 and &#65; near ' + _u("sk-p")
+    assert redact(text, KEY) == text  # 4 characters of the key: under the 8 that count
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    key=st.text(alphabet=KEY_CHARS, min_size=8, max_size=40),
+    escaped=st.lists(st.booleans(), min_size=40, max_size=40),
+    spelling=st.sampled_from(["\\u", "%", "&#"]),
+    before=st.text(max_size=20),
+)
+def test_generated_escaped_echoes_are_redacted(key, escaped, spelling, before):
+    def one(c: str, esc: bool) -> str:
+        if not esc:
+            return c
+        return {"\\u": f"\\u{ord(c):04x}", "%": f"%{ord(c):02x}", "&#": f"&#{ord(c)};"}[spelling]
+
+    echo = "".join(one(c, e) for c, e in zip(key, escaped))
+    out = redact(before + " " + echo, key)
+    assert "***" in out
+    import html
+    import re
+    from urllib.parse import unquote
+
+    plain = html.unescape(unquote(re.sub(r"\\u([0-9a-f]{4})", lambda m: chr(int(m[1], 16)), out)))
+    for i in range(len(key) - REDACT_MIN_CHARS + 1):
+        assert key[i : i + REDACT_MIN_CHARS] not in plain, (echo, out)
+
+
+# --- issue 26: report.md shows hostile tweets and replies as text ----------------------------------
+
+HOSTILE_TEXT = {
+    "script": "<script>alert('x')</script> nice",
+    "img onerror": '<img src=x onerror="alert(1)">',
+    "html comment": "before <!-- hidden --> after",
+    "link": "[click me](javascript:alert(1))",
+    "image": "![pixel](https://tracker.example/p.gif)",
+    "autolink": "<https://evil.example>",
+    "emphasis": "**loud** and _quiet_ and ~~gone~~",
+    "code": "`rm -rf /`",
+    "pipe": "a | b | c",
+    "heading": "# Breaking",
+    "list": "- item",
+    "numbered": "1. first",
+    "entity": "&lt;script&gt; and &amp;",
+    "backslash": "\\*not emphasis\\*",
+    "newlines": "line one\n\n# line two\n| x |",
+}
+
+
+def _rendered(md: str) -> str:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable("table").render(md)
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXT.values(), ids=HOSTILE_TEXT.keys())
+def test_report_markdown_shows_tweets_and_replies_as_text(text):
+    import html
+
+    from replyrl.evaluation.report import escape_markdown, to_markdown
+
+    md = to_markdown([("table", ["tweet", "reply"], [[text, text]])])
+    rendered = _rendered(md)
+    for tag in ("<script", "<img", "<a ", "<em>", "<strong>", "<code>", "<h1", "<li", "<!--"):
+        assert tag not in rendered, rendered
+    # one row of exactly two cells, each showing the text itself
+    cells = rendered.split("<tbody>")[1].split("<td>")[1:]
+    assert len(cells) == 2, rendered
+    shown = html.unescape(cells[0].split("</td>")[0])
+    assert shown == " ".join(text.splitlines()), (shown, text)
+    # as a paragraph of its own too (where other report sections may put a sample)
+    para = _rendered(escape_markdown(text))
+    assert html.unescape(para.removeprefix("<p>").removesuffix("</p>\n")) == " ".join(
+        text.splitlines()
+    ), para

@@ -144,3 +144,138 @@ def test_a_genuine_pick_still_works_after_all_that(api):
     assert r.status_code == 200 and r.json()["rows"] == 2
     rows = [json.loads(x) for x in log.path.read_text().splitlines()]
     assert {x["suggestion_id"] for x in rows} == {sid}
+
+
+# --- issue 26: the API takes what the data layer and the sampler take, and names the field of a
+# body the JSON parser cannot hold
+
+
+def _suggest_refused(client, body, field):
+    calls = len(client.app.state.suggester.generate.calls)
+    r = client.post("/api/suggest", json=body)
+    _refused(r, [422])
+    assert r.json()["fields"] == [field], r.text
+    assert len(client.app.state.suggester.generate.calls) == calls  # refused before generation
+    return r.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "tweet",
+    ["\u200b", "\u200b\u200c\u2060", "\x00", "\x00\x00 ", "\ufeff", "\u3164", "hi\x00there"],
+    ids=["zwsp", "zero-width mix", "NUL", "NULs", "BOM", "filler", "NUL inside"],
+)
+def test_tweets_the_data_layer_refuses_are_422(api, tweet):
+    from replyrl.records import text_problem
+
+    client, _, _ = api
+    assert text_problem("tweet", tweet)  # the data layer's rule refuses it too
+    message = _suggest_refused(client, {"tweet": tweet, "k": 1}, "tweet")
+    assert text_problem("tweet", tweet) in message
+
+
+@pytest.mark.parametrize(
+    "extra,field",
+    [
+        ({"k": True}, "k"),
+        ({"k": False}, "k"),
+        ({"k": "2"}, "k"),
+        ({"k": 2.0}, "k"),
+        ({"seed": True}, "seed"),
+        ({"seed": "7"}, "seed"),
+        ({"seed": 1.0}, "seed"),
+        ({"temperature": True}, "temperature"),
+        ({"temperature": "0.9"}, "temperature"),
+        ({"tweet": 5}, "tweet"),
+        ({"voice": ["ok", "a\x00b"]}, "voice"),
+    ],
+    ids=lambda v: repr(v),
+)
+def test_types_are_taken_strictly(api, extra, field):
+    client, _, _ = api
+    _suggest_refused(client, {"tweet": TWEET, "k": 2, **extra}, field)
+
+
+@pytest.mark.parametrize("seed", [2**32, 2**32 + 1, 2**63 - 1, 2**63, 10**30, -1])
+def test_seeds_outside_the_samplers_range_are_422_not_500(api, seed):
+    from replyrl.config import SEED_MAX
+
+    client, _, _ = api
+    message = _suggest_refused(client, {"tweet": TWEET, "k": 1, "seed": seed}, "seed")
+    assert str(SEED_MAX) in message or ">= 0" in message or "greater than" in message
+
+
+def test_the_largest_seed_is_served_and_every_round_stays_in_range(api):
+    from replyrl.config import SEED_MAX
+
+    client, _, _ = api
+    gen = client.app.state.suggester.generate
+    before = len(gen.calls)
+    r = client.post("/api/suggest", json={"tweet": TWEET, "k": 3, "seed": SEED_MAX})
+    assert r.status_code == 200, r.text
+    assert r.json()["seed"] == SEED_MAX
+    seeds = [c[3] for c in gen.calls[before:]]
+    assert seeds and seeds[0] == SEED_MAX and all(0 <= s <= SEED_MAX for s in seeds)
+    # the same seed gives the same replies (the wrapped round seeds are fixed too)
+    again = client.post("/api/suggest", json={"tweet": TWEET, "k": 3, "seed": SEED_MAX}).json()
+    assert [s["reply"] for s in again["suggestions"]] == [
+        s["reply"] for s in r.json()["suggestions"]
+    ]
+
+
+HUGE = "9" * 5000
+
+
+@pytest.mark.parametrize(
+    "raw,field",
+    [
+        ('{"tweet": "hi", "k": 1, "seed": HUGE}'.replace("HUGE", HUGE), "seed"),
+        ('{"tweet": "hi", "k": HUGE}'.replace("HUGE", HUGE), "k"),
+        ('{"tweet": "hi", "k": -HUGE}'.replace("HUGE", HUGE), "k"),
+        ('{"tweet": "hi", "temperature": HUGE}'.replace("HUGE", HUGE), "temperature"),
+        ('{"tweet": "hi", "voice": ["a", HUGE]}'.replace("HUGE", HUGE), "voice.1"),
+        ('{"tweet": HUGE}'.replace("HUGE", HUGE), "tweet"),
+    ],
+    ids=["seed", "k", "negative k", "temperature", "in voice", "tweet"],
+)
+def test_numbers_of_thousands_of_digits_name_their_field(api, raw, field):
+    client, _, _ = api
+    r = client.post("/api/suggest", content=raw, headers={"Content-Type": "application/json"})
+    _refused(r, [422])
+    assert r.json()["fields"] == [field] and "5,000 digits" in r.json()["message"], r.text
+
+
+def test_a_huge_number_in_feedback_names_chosen(api):
+    client, log, sid = api
+    before = log.count()
+    raw = '{"id": "SID", "chosen": HUGE}'.replace("SID", sid).replace("HUGE", HUGE)
+    r = client.post("/api/feedback", content=raw, headers={"Content-Type": "application/json"})
+    _refused(r, [422])
+    assert r.json()["fields"] == ["chosen"] and log.count() == before
+
+
+DEEP = 100_000
+
+
+@pytest.mark.parametrize(
+    "raw,field",
+    [
+        ('{"tweet": "hi", "voice": ' + "[" * DEEP + "]" * DEEP + "}", "voice"),
+        ('{"tweet": "hi", "tone": ' + '{"a":' * DEEP + "1" + "}" * DEEP + "}", "tone"),
+        ('{"tw\\"eet": "x", "voice": ' + "[" * DEEP + "}", "voice"),
+        ("[" * DEEP + "]" * DEEP, "body"),
+    ],
+    ids=["voice", "tone", "escaped key, unclosed", "top level"],
+)
+def test_bodies_nested_past_the_parser_name_their_field(api, raw, field):
+    client, _, _ = api
+    r = client.post("/api/suggest", content=raw, headers={"Content-Type": "application/json"})
+    _refused(r, [422])
+    assert r.json()["fields"] == [field] and "nested" in r.json()["message"], r.text
+
+
+def test_a_deep_but_parseable_body_is_still_validated_by_field(api):
+    client, _, _ = api
+    raw = '{"tweet": "hi", "voice": ' + "[" * 200 + "]" * 200 + "}"
+    r = client.post("/api/suggest", content=raw, headers={"Content-Type": "application/json"})
+    _refused(r, [422])
+    assert r.json()["fields"][0].startswith("voice")

@@ -152,9 +152,10 @@ def redact(text: str, secret: str | None, min_chars: int = REDACT_MIN_CHARS) -> 
     return text
 
 
-# One escaped character: JSON \uXXXX or \" \\ \/, URL %XX, or an HTML numeric entity.
+# One escaped character: JSON \uXXXX (also escaped again, \\uXXXX) or \" \\ \/, URL %XX (also
+# %25XX), or an HTML numeric entity.
 _ESCAPED_CHAR = re.compile(
-    r"\\u([0-9a-fA-F]{4})|\\([\\/\"])|%([0-9a-fA-F]{2})|&#[xX]([0-9a-fA-F]{1,6});|&#([0-9]{1,7});"
+    r"\\+u([0-9a-fA-F]{4})|\\([\\/\"])|%(?:25)*([0-9a-fA-F]{2})|&#[xX]([0-9a-fA-F]{1,6});|&#([0-9]{1,7});"
 )
 
 
