@@ -91,8 +91,13 @@ def suggest(
         raise typer.BadParameter(
             f"must be in (0, 2], got {temperature}", param_hint="--temperature"
         )
-    if not tweet.strip():
-        raise typer.BadParameter("the tweet must not be empty", param_hint="TWEET")
+    from replyrl.config import SEED_MAX
+    from replyrl.records import text_problem
+
+    if not 0 <= seed <= SEED_MAX:
+        raise typer.BadParameter(f"must be in 0..{SEED_MAX}, got {seed}", param_hint="--seed")
+    if problem := text_problem("tweet", tweet):  # the data layer's rule, as the web API's
+        raise typer.BadParameter(f"the tweet is unusable: {problem}", param_hint="TWEET")
     with user_errors():
         cfg = SuggestConfig(oversample=oversample, dedup_threshold=dedup_threshold)
         suggester, _ = _load(model, reward, run, recipe, tone, voice, max_new_tokens, cfg, device)
