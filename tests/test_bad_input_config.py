@@ -552,3 +552,24 @@ def test_pipeline_config_errors_name_the_field(tmp_path, text, needle):
     line = assert_one_line_error(cli("pipeline", "-c", f), str(f), needle)
     assert "--set expects" not in line and "YAML syntax error" not in line
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "run_set,needle",
+    [
+        ("[reward.learned_weight=-1]", "learned_weight must be finite and >= 0"),
+        ("[reward.kind=learnt]", "kind"),
+        ('["optim.report_to=[foo]"]', "optim.report_to"),
+    ],
+)
+def test_a_runs_reward_and_logger_overrides_fail_at_plan_time(tmp_path, run_set, needle):
+    from pathlib import Path
+
+    from replyrl.pipeline import plan
+
+    path = Path(__file__).resolve().parents[1] / "configs/pipeline/cpu-demo.yaml"
+    runs = f"runs=[{{name: g2, recipe: grpo, reward: composite, set: {run_set}}}]"
+    with pytest.raises(ConfigError, match=needle) as e:
+        plan(load_config(PipelineConfig, path, [f"out={tmp_path}", runs]), path)
+    assert "run g2 (seed 0)" in str(e.value)
+    assert not (tmp_path / "cpu-demo").exists()

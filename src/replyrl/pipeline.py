@@ -393,7 +393,7 @@ def plan(cfg: PipelineConfig, config_path: Path) -> _Plan:
     earlier stages."""
     from replyrl.config import ConfigError, load_config
     from replyrl.evaluation.evaluate import EvalConfig
-    from replyrl.training.run import run_dir_of
+    from replyrl.training.run import run_dir_of, validate_reward
 
     base = config_path.resolve().parent
     root = Path(cfg.out) / cfg.name
@@ -418,6 +418,7 @@ def plan(cfg: PipelineConfig, config_path: Path) -> _Plan:
         for seed in cfg.seeds:
             try:
                 tcfg = _train_config(cfg, base, run, seed, split_files, rm_dir / "proxy", root)
+                validate_reward(tcfg)  # a run's reward overrides fail now, not hours later
             except ConfigError as e:
                 raise ConfigError(f"run {run.name} (seed {seed}): {e}") from None
             d = ["split"]
