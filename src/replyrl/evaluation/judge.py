@@ -160,7 +160,7 @@ _ESCAPED_CHAR = re.compile(
 
 
 def _redact_decoded(text: str, secret: str, min_chars: int) -> str:
-    """Redact the secret however its characters are escaped, each on its own (a server may echo
+    r"""Redact the secret however its characters are escaped, each on its own (a server may echo
     `\u0073\u006b...`, `%73%6b...` or a mix): match on the text with every escape decoded, then
     blank the escapes the match came from."""
     chars: list[str] = []

@@ -364,8 +364,9 @@ _MD_PUNCTUATION = set("\\`*_[]~|")
 def escape_markdown(text: object) -> str:
     r"""`text` (a tweet, a reply, any text we did not write) as literal Markdown inline text: raw HTML
     such as `<script>` becomes entities, Markdown punctuation (emphasis, links, images, code, table
-    pipes) is backslash-escaped, and line breaks become spaces, so a viewer shows the characters
-    instead of rendering them.
+    pipes) is backslash-escaped, a leading `#`, `-`, `+`, `=` or `1.` is escaped, and line breaks
+    become spaces, so a viewer shows the characters instead of rendering them, in a table cell or
+    as a paragraph of its own.
 
     >>> print(escape_markdown("<b>hi</b> *you* | [x](y)"))
     &lt;b&gt;hi&lt;/b&gt; \*you\* \| \[x\](y)
