@@ -45,6 +45,12 @@ YAML_BROKEN = {
     ),
     "python name tag": ("optim:\n  report_to: !!python/name:os.system\n", ":2:", "unsafe"),
     "local tag": ("name: !mytag x\n", ":1:", "unsupported YAML tag '!mytag'"),
+    "5,000-digit integer": ("seed: " + "9" * 5000 + "\n", ":1:", "5,000 digits is out of range"),
+    "5,000-digit integer in a list": (
+        "optim:\n  report_to: [1, -" + "1" * 5000 + "]\n",
+        ":2:",
+        "5,000 digits",
+    ),
     "bad alias": ("seed: *nothing\n", ":1:", "YAML syntax error"),
     "nul byte": ("seed: 1\x00\n", ":1:", "not allowed"),
     "escape char": ("name: a\x1b\n", ":1:", "not allowed"),
@@ -573,3 +579,11 @@ def test_a_runs_reward_and_logger_overrides_fail_at_plan_time(tmp_path, run_set,
         plan(load_config(PipelineConfig, path, [f"out={tmp_path}", runs]), path)
     assert "run g2 (seed 0)" in str(e.value)
     assert not (tmp_path / "cpu-demo").exists()
+
+
+@pytest.mark.parametrize(
+    "value", ["9" * 5000, "[1, " + "9" * 5000 + "]", "{a: " + "9" * 4500 + "}"]
+)
+def test_a_set_value_of_thousands_of_digits_names_its_key(value):
+    with pytest.raises(ConfigError, match="--set optim.max_steps.*digits is out of range"):
+        load_config(TrainConfig, None, [f"optim.max_steps={value}"])

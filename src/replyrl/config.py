@@ -52,8 +52,23 @@ class _DuplicateKey(yaml.constructor.ConstructorError):
     """A key given twice in one YAML mapping."""
 
 
+class _HugeNumber(yaml.constructor.ConstructorError):
+    """An integer with more digits than Python reads (4,300 by default)."""
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that rejects a key given twice in one mapping (PyYAML keeps the last)."""
+    """yaml.SafeLoader that rejects a key given twice in one mapping (PyYAML keeps the last) and
+    reports an integer of thousands of digits as a YAML error at its line (Python's int() would
+    raise a bare ValueError from inside the parser)."""
+
+    def construct_yaml_int(self, node):
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            digits = sum(c.isdigit() for c in str(node.value))
+            raise _HugeNumber(
+                None, None, f"a number of {digits:,} digits is out of range", node.start_mark
+            ) from None
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
@@ -75,6 +90,9 @@ class _StrictLoader(yaml.SafeLoader):
                     )
                 first_line[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
 
 
 def _parse_yaml(text: str, where: str) -> Any:
@@ -101,7 +119,7 @@ def _yaml_problem(where: str, text: str, e: yaml.YAMLError) -> str:
     context = " ".join(str(getattr(e, "context", None) or "").split())
     if "'\\t'" in problem or "\t" in problem:
         return f"{where}{at}: a tab character: YAML is indented with spaces, not tabs"
-    if isinstance(e, _DuplicateKey):
+    if isinstance(e, (_DuplicateKey, _HugeNumber)):
         return f"{where}{at}: {problem}"
     if isinstance(e, yaml.constructor.ConstructorError) and "constructor for the tag" in problem:
         # e.g. !!python/object: the safe loader builds no objects, so this is not a syntax slip
